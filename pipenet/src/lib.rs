@@ -1,0 +1,152 @@
+//! pipenet: a virtual TCP network inside one process, made of in-memory pipes.
+//!
+//! Hosts have names (`α`, `β`) and predictable ports: every host counts its
+//! ports from 1 and always takes the lowest free one, for dials, accepts and
+//! `listen(":0")` alike. No OS sockets are used. For several OS processes on
+//! one network, use lonet instead; both implement
+//! [`Networker`](virtnet_core::Networker).
+//!
+//! - [`Network`]: a pipenet network (`pipe<name>`) with its hosts. Start here.
+//! - [`RamRegistry`]: the in-memory host registry it uses.
+//! - `pipe.rs`: the connection pipe. It is *buffered*, like TCP: a write
+//!   returns once its bytes are in the pipe's buffer (up to
+//!   [`Builder::pipe_capacity`], default 1 MiB per direction), without waiting
+//!   for the reader. The buffer grows with traffic and is freed when drained.
+//!
+//! Everything else (hosts, ports, listeners, errors) is
+//! [`virtnet_core`]'s.
+//!
+//! # Example
+//! ```
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let net = pipenet::Network::new("demo");
+//! let alpha = net.host("α").await?;
+//! let beta = net.host("β").await?;
+//!
+//! let l = alpha.listen("").await?; // the lowest free port: α:1
+//! assert_eq!(l.local_addr().to_string(), "α:1");
+//!
+//! let (mut c, mut s) = tokio::try_join!(beta.dial("α:1"), l.accept())?;
+//! assert_eq!((c.local_addr().to_string(), c.peer_addr().to_string()), ("β:1".into(), "α:2".into()));
+//!
+//! c.write_all(b"ping").await?;
+//! let mut buf = [0; 4];
+//! s.read_exact(&mut buf).await?;
+//! assert_eq!(&buf, b"ping");
+//!
+//! let err = beta.dial("α:7").await.unwrap_err();
+//! assert_eq!(err.to_string(), "dial pipedemo β:2->α:7: connection refused");
+//! # net.close().await
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod engine;
+mod pipe;
+mod registry;
+
+use std::io;
+use std::sync::Arc;
+
+use virtnet_core::{SubNetwork, VirtError};
+
+pub use registry::RamRegistry;
+pub use virtnet_core::{Addr, Conn, Host, Listener, Networker};
+
+/// The default buffer size of each direction of a connection: 1 MiB.
+pub const DEFAULT_PIPE_CAPACITY: usize = 1 << 20;
+
+/// A pipenet network: named hosts in this process, connected by in-memory pipes.
+///
+/// Cheap to clone; clones are the same network.
+#[derive(Clone, Debug)]
+pub struct Network {
+    subnet: SubNetwork,
+}
+
+impl Network {
+    /// A new network named `pipe<name>`, with default settings.
+    pub fn new(name: &str) -> Network {
+        Network::builder(name).build()
+    }
+
+    /// Settings for a new network named `pipe<name>`.
+    pub fn builder(name: &str) -> Builder {
+        Builder {
+            name: name.to_owned(),
+            capacity: DEFAULT_PIPE_CAPACITY,
+            registry: None,
+        }
+    }
+
+    /// The full name of the network (`pipe<name>`).
+    pub fn name(&self) -> &str {
+        self.subnet.network()
+    }
+
+    /// The host `name`: created (and announced) on first use, the same
+    /// host after that.
+    pub async fn host(&self, name: &str) -> io::Result<Host> {
+        if let Some(host) = self.subnet.host(name) {
+            return Ok(host);
+        }
+        match self.subnet.new_host(name).await {
+            Ok(host) => Ok(host),
+            // Another task created it meanwhile.
+            Err(e) if VirtError::of(&e) == Some(VirtError::HostDup) => {
+                self.subnet.host(name).ok_or(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The network as a virtnet [`SubNetwork`] (pipenet has exactly one).
+    pub fn subnetwork(&self) -> &SubNetwork {
+        &self.subnet
+    }
+
+    /// Closes the network: every host and connection goes down.
+    pub async fn close(&self) -> io::Result<()> {
+        self.subnet.close().await
+    }
+}
+
+/// Settings for a [`Network`].
+pub struct Builder {
+    name: String,
+    capacity: usize,
+    registry: Option<Arc<dyn virtnet_core::Registry>>,
+}
+
+impl Builder {
+    /// How many bytes each direction of a connection buffers before a writer
+    /// waits for the reader (default [`DEFAULT_PIPE_CAPACITY`]; at least 1).
+    pub fn pipe_capacity(mut self, bytes: usize) -> Builder {
+        self.capacity = bytes;
+        self
+    }
+
+    /// Uses `registry` instead of a fresh [`RamRegistry`].
+    pub fn registry(mut self, registry: Arc<dyn virtnet_core::Registry>) -> Builder {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Builds the network.
+    pub fn build(self) -> Network {
+        let network = format!("pipe{}", self.name);
+        let registry = self
+            .registry
+            .unwrap_or_else(|| Arc::new(RamRegistry::new(&network)));
+        let capacity = self.capacity;
+        Network {
+            subnet: SubNetwork::new(network, registry, |inbox| engine::PipeEngine {
+                inbox,
+                capacity,
+            }),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Established connections.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::engine::Transport;
+use crate::host::PortGuard;
+use crate::{Addr, OpError, VirtError};
+
+/// A connection between two hosts: tokio [`AsyncRead`] + [`AsyncWrite`].
+///
+/// `poll_shutdown` (`AsyncWriteExt::shutdown`) is a half-close: the peer
+/// reads end of stream and can still write back. Dropping the connection
+/// closes it and frees its port. When its host or network goes down, pending
+/// and later reads and writes fail with "host is down" / "network is down".
+pub struct Conn {
+    io: Box<dyn Transport>,
+    local: Addr,
+    peer: Addr,
+    port: PortGuard,
+}
+
+impl Conn {
+    pub(crate) fn new(io: Box<dyn Transport>, local: Addr, peer: Addr, port: PortGuard) -> Conn {
+        Conn {
+            io,
+            local,
+            peer,
+            port,
+        }
+    }
+
+    /// This end's address (`β:1` for a dialer, `α:2` for an accepted connection).
+    pub fn local_addr(&self) -> &Addr {
+        &self.local
+    }
+
+    /// The other end's address.
+    pub fn peer_addr(&self) -> &Addr {
+        &self.peer
+    }
+
+    fn error(&self, op: &'static str, cause: io::Error) -> io::Error {
+        OpError::new(op, self.local.network_arc().clone())
+            .src(self.local.clone())
+            .dst(self.peer.clone())
+            .cause(cause)
+            .into()
+    }
+
+    /// Runs one transport poll, turning host/network shutdown into its
+    /// canonical error and wrapping transport errors.
+    fn guarded<T>(
+        &mut self,
+        op: &'static str,
+        poll: impl FnOnce(Pin<&mut dyn Transport>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if let Some(reason) = self.port.is_down() {
+            return Poll::Ready(Err(self.down_error(op, reason)));
+        }
+        match poll(Pin::new(&mut *self.io)) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => Poll::Ready(match self.port.is_down() {
+                // The transport was aborted because the host went down.
+                Some(reason) => Err(self.down_error(op, reason)),
+                None => result.map_err(|e| self.error(op, e)),
+            }),
+        }
+    }
+
+    fn down_error(&self, op: &'static str, reason: VirtError) -> io::Error {
+        self.error(op, reason.into())
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().guarded("read", |io| io.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().guarded("write", |io| io.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .guarded("write", |io| io.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().guarded("write", |io| io.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut()
+            .guarded("shutdown", |io| io.poll_shutdown(cx))
+    }
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("local", &self.local)
+            .field("peer", &self.peer)
+            .finish()
+    }
+}

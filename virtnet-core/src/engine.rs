@@ -1,0 +1,143 @@
+//! The engine interface: the only part a network implementation supplies.
+//!
+//! The core ([`SubNetwork`](crate::SubNetwork)) owns hosts, socket tables,
+//! port allocation, listeners, accept queues and shutdown. An engine only
+//! moves bytes between hosts:
+//!
+//! - [`Engine::new_host`]: a host joins; say what the registry should hold for it.
+//! - [`Engine::dial`]: connect `src` to `dst`, given the registry's data for
+//!   `dst`'s host; answer with the dialer's end and the accepted address.
+//! - [`Inbox::deliver`]: the engine's call *into* the core when a connection
+//!   arrives for a host of this subnetwork; the core queues it on the listener,
+//!   and the listener's `accept` later calls [`Incoming::accept`] with the port
+//!   it allocated.
+//!
+//! A dial therefore flows: `Host::dial` (allocates the source port, queries the
+//! registry) → `Engine::dial` → (in the destination's subnetwork)
+//! `Inbox::deliver` → `Listener::accept` → `Incoming::accept` → back to the
+//! dialer with the accepted address.
+
+use std::io;
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::subnet::SubNetInner;
+use crate::{Addr, VirtError};
+
+/// A handle that shuts a [`Transport`] down from outside the task that owns it.
+pub type AbortHandle = Box<dyn Fn() + Send + Sync>;
+
+/// One end of an established connection's byte stream.
+///
+/// The core wraps it in a [`Conn`](crate::Conn); `poll_shutdown` must be a
+/// half-close (the peer reads EOF and can still write back).
+pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// A handle that, when called (from any thread, possibly while a read or
+    /// write is pending), shuts this transport in both directions: pending
+    /// and later reads and writes on this end return promptly, and the peer
+    /// sees end of stream. The core calls it when the host or subnetwork goes
+    /// down.
+    fn abort_handle(&self) -> AbortHandle;
+}
+
+/// The dialer's side of a successful [`Engine::dial`].
+pub struct Dialed {
+    /// The dialer's end of the connection.
+    pub transport: Box<dyn Transport>,
+    /// The address the acceptor allocated for the connection (`α:2`).
+    pub peer: Addr,
+}
+
+/// A network implementation: how bytes get between hosts.
+///
+/// # Contract
+/// - Calls may come concurrently from many tasks.
+/// - `dial` may be cancelled (its future dropped) at any await point; it must
+///   then leave nothing behind (for example, answer [`Incoming::is_abandoned`]
+///   with true for a connection it delivered).
+/// - `close` is called once, when the subnetwork closes, after all its hosts
+///   are down; the engine then stops its background work.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// Host `host` is joining this subnetwork: returns the data to announce
+    /// for it in the registry (lonet: this process's OS address).
+    async fn new_host(&self, host: &str) -> io::Result<String>;
+
+    /// Connects `src` (a host of this subnetwork, port already allocated) to
+    /// `dst`, whose host the registry maps to `dst_data`.
+    ///
+    /// Errors should carry a [`VirtError`] where one applies (a refusal is
+    /// [`VirtError::ConnRefused`]); the core wraps them as `dial` errors.
+    async fn dial(&self, src: &Addr, dst: &Addr, dst_data: &str) -> io::Result<Dialed>;
+
+    /// Shuts the engine down.
+    async fn close(&self) -> io::Result<()>;
+}
+
+/// A connection that arrived for a listener and waits to be accepted.
+///
+/// The engine makes one per incoming connection and hands it to
+/// [`Inbox::deliver`]. Exactly one of `accept` and `refuse` is called, unless
+/// the connection is dropped as abandoned.
+pub trait Incoming: Send + 'static {
+    /// The listener accepted it and allocated `local` for it. Tell the dialer
+    /// (it learns `local` as its peer address) and return the acceptor's end.
+    ///
+    /// Must not block. Return an error if the dialer is gone: the core then
+    /// frees the port and accept moves on to the next connection.
+    fn accept(self: Box<Self>, local: &Addr) -> io::Result<Box<dyn Transport>>;
+
+    /// It will never be accepted (listener closed, host down): tell the dialer `reason`.
+    fn refuse(self: Box<Self>, reason: VirtError);
+
+    /// True if the dialer already gave up; accept then skips it.
+    fn is_abandoned(&self) -> bool {
+        false
+    }
+}
+
+/// A connection [`Inbox::deliver`] could not queue, given back with the reason.
+pub struct Undelivered {
+    /// Why: [`VirtError::NoHost`] (no such host on this subnetwork),
+    /// [`VirtError::ConnRefused`] (no listener on that port), or
+    /// [`VirtError::NetDown`].
+    pub reason: VirtError,
+    /// The connection, so the engine can answer the dialer.
+    pub incoming: Box<dyn Incoming>,
+}
+
+/// The engine's way into its subnetwork: where incoming connections go.
+///
+/// Given to the engine when the [`SubNetwork`](crate::SubNetwork) is built. It
+/// holds the subnetwork weakly, so an engine's background tasks do not keep
+/// it alive.
+#[derive(Clone)]
+pub struct Inbox {
+    pub(crate) subnet: Weak<SubNetInner>,
+}
+
+impl Inbox {
+    /// A connection from `src` arrived for `dst`: queue it on the listener
+    /// of `dst`. Never blocks; the listener's accept picks it up.
+    pub fn deliver(
+        &self,
+        src: Addr,
+        dst: &Addr,
+        incoming: Box<dyn Incoming>,
+    ) -> Result<(), Undelivered> {
+        match self.subnet.upgrade() {
+            Some(subnet) => subnet.deliver(src, dst, incoming),
+            None => Err(Undelivered {
+                reason: VirtError::NetDown,
+                incoming,
+            }),
+        }
+    }
+
+    /// The full name of the network, or `None` once the subnetwork is gone.
+    pub fn network(&self) -> Option<Arc<str>> {
+        self.subnet.upgrade().map(|s| s.network.clone())
+    }
+}

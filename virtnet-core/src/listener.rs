@@ -1,0 +1,209 @@
+//! Listeners and their accept queues.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use futures::Stream;
+
+use crate::conn::Conn;
+use crate::engine::Incoming;
+use crate::host::HostInner;
+use crate::{lock, Addr, OpError, VirtError};
+
+/// A listening socket on a host. Accepted connections get a fresh port of
+/// their own (`α:2`, `α:3`, …), unlike TCP.
+///
+/// Also a [`Stream`] of accepted connections. Dropping the listener closes it.
+pub struct Listener {
+    shared: Arc<ListenerShared>,
+    /// The stream has reported the end.
+    ended: bool,
+}
+
+pub(crate) struct ListenerShared {
+    addr: Addr,
+    host: Arc<HostInner>,
+    state: Mutex<ListenerState>,
+}
+
+#[derive(Default)]
+struct ListenerState {
+    queue: VecDeque<(Addr, Box<dyn Incoming>)>,
+    closed: Option<VirtError>,
+    wakers: Vec<Waker>,
+}
+
+impl Listener {
+    pub(crate) fn new(shared: Arc<ListenerShared>) -> Listener {
+        Listener {
+            shared,
+            ended: false,
+        }
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> &Addr {
+        &self.shared.addr
+    }
+
+    /// Waits for the next connection and allocates its port.
+    ///
+    /// Ends with "socket is down" once the listener is closed, and "host is
+    /// down" / "network is down" when its host or network goes down.
+    /// Cancel-safe: dropping the future loses no connection.
+    pub async fn accept(&self) -> io::Result<Conn> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for the next connection; see [`accept`](Self::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>> {
+        self.shared.poll_accept(cx)
+    }
+
+    /// Stops listening: pending accepts end with "socket is down", queued and
+    /// later dials to this address are refused, and the port is freed.
+    /// Idempotent.
+    pub fn close(&self) {
+        let s = &self.shared;
+        s.host.free_listener(s.addr.port(), s);
+        s.shut(VirtError::SockDown);
+    }
+}
+
+impl ListenerShared {
+    pub(crate) fn new(addr: Addr, host: Arc<HostInner>) -> ListenerShared {
+        ListenerShared {
+            addr,
+            host,
+            state: Mutex::default(),
+        }
+    }
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>> {
+        loop {
+            let (src, incoming) = {
+                let mut st = lock(&self.state);
+                if let Some(reason) = st.closed {
+                    return Poll::Ready(Err(self.error(reason)));
+                }
+                match st.queue.pop_front() {
+                    Some(next) => next,
+                    None => {
+                        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                            st.wakers.push(cx.waker().clone());
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            };
+            if incoming.is_abandoned() {
+                continue;
+            }
+            // From here to the return nothing awaits: the connection is either
+            // handed to our caller or given up, never left half-accepted.
+            let port = match self.host.reserve() {
+                Ok(port) => port,
+                Err(reason) => {
+                    incoming.refuse(VirtError::ConnRefused);
+                    return Poll::Ready(Err(self.error(reason)));
+                }
+            };
+            let local = self.addr.with_port(port.port);
+            let Ok(transport) = incoming.accept(&local) else {
+                continue; // the dialer is gone; `port` is freed
+            };
+            return Poll::Ready(
+                port.into_conn(transport, local, src)
+                    .map_err(|reason| self.error(reason)),
+            );
+        }
+    }
+
+    /// Queues a connection; gives it back if the listener is closed.
+    pub(crate) fn enqueue(
+        &self,
+        src: Addr,
+        incoming: Box<dyn Incoming>,
+    ) -> Result<(), Box<dyn Incoming>> {
+        let wakers = {
+            let mut st = lock(&self.state);
+            if st.closed.is_some() {
+                return Err(incoming);
+            }
+            st.queue.push_back((src, incoming));
+            std::mem::take(&mut st.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+        Ok(())
+    }
+
+    /// Closes with `reason`: refuses what is queued and wakes the accepts.
+    pub(crate) fn shut(&self, reason: VirtError) {
+        let (queue, wakers) = {
+            let mut st = lock(&self.state);
+            if st.closed.is_some() {
+                return;
+            }
+            st.closed = Some(reason);
+            (
+                std::mem::take(&mut st.queue),
+                std::mem::take(&mut st.wakers),
+            )
+        };
+        for (_, incoming) in queue {
+            incoming.refuse(VirtError::ConnRefused);
+        }
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    fn error(&self, reason: VirtError) -> io::Error {
+        OpError::new("accept", self.addr.network_arc().clone())
+            .dst(self.addr.clone())
+            .cause(reason)
+            .into()
+    }
+}
+
+/// Yields accepted connections. Ends (`None`) after [`Listener::close`];
+/// when the host or network goes down it yields that error once, then ends.
+impl Stream for Listener {
+    type Item = io::Result<Conn>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        match this.shared.poll_accept(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(conn)) => Poll::Ready(Some(Ok(conn))),
+            Poll::Ready(Err(e)) => {
+                this.ended = true;
+                if VirtError::of(&e) == Some(VirtError::SockDown) {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Err(e)))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener")
+            .field("addr", &self.shared.addr)
+            .finish()
+    }
+}
