@@ -1,1 +1,2 @@
-//! placeholder
+//! The virtnet conformance suite (being written).
+pub mod registry;

@@ -1,0 +1,1 @@
+//! The registry conformance suite (to be written).
