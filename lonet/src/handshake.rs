@@ -1,0 +1,1 @@
+//! The lonet handshake (being written).
