@@ -1,0 +1,68 @@
+//! Query latency of the SQLite registry at 10, 1,000 and 10,000 hosts.
+//!
+//! A lonet dial does one registry query, so this is part of dial latency.
+//! Each iteration is one `query` awaited on a tokio runtime: the request
+//! goes to the handle's reader thread, which runs the cached `SELECT` and
+//! answers. Hosts are queried in a scattered order, so the B-tree is not
+//! walked along one path.
+//!
+//! Run: `cargo bench -p registry-sqlite --bench query`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use registry_sqlite::SqliteRegistry;
+use virtnet_core::Registry;
+
+fn host(i: usize) -> String {
+    format!("host-{i}")
+}
+
+fn query_latency(c: &mut Criterion) {
+    let mut group = c.benchmark_group("registry_query");
+    for (flavor, rt) in [
+        (
+            "current_thread",
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime"),
+        ),
+        (
+            "multi_thread",
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .build()
+                .expect("runtime"),
+        ),
+    ] {
+        for n in [10usize, 1_000, 10_000] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("registry.db");
+            let reg = rt.block_on(async {
+                let reg = SqliteRegistry::open(&path, "bench").await.expect("open");
+                for i in 0..n {
+                    reg.announce(&host(i), &format!("127.0.0.1:{}", 10_000 + i % 50_000))
+                        .await
+                        .expect("announce");
+                }
+                reg
+            });
+            // A stride coprime with n visits every host, out of order.
+            let names: Vec<String> = (0..n).map(|i| host((i * 7919) % n)).collect();
+            let mut next = 0;
+            group.bench_with_input(BenchmarkId::new(flavor, n), &n, |b, _| {
+                b.to_async(&rt).iter(|| {
+                    let name = &names[next % n];
+                    next += 1;
+                    let reg = &reg;
+                    async move { black_box(reg.query(name).await.expect("query")) }
+                });
+            });
+            rt.block_on(reg.close()).expect("close");
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, query_latency);
+criterion_main!(benches);

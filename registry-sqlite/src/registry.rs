@@ -1,0 +1,212 @@
+//! [`SqliteRegistry`]: the [`Registry`] handle on a registry file.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use virtnet_core::{async_trait, Registry, RegistryCause, RegistryError};
+
+use crate::store::Fail;
+use crate::worker::{self, Reply, Request, Thread};
+
+/// A handle on a lonet registry file, shared with every other process (and
+/// every other handle) that opens the same file.
+///
+/// - **Opening** ([`open`](Self::open), [`open_blocking`](Self::open_blocking))
+///   creates the file and its tables if missing and checks that it belongs
+///   to schema `lonet.1` and to the given network; a refused file is left
+///   untouched.
+/// - **Operations** follow the [`Registry`] contract. `announce` of a taken
+///   name answers [`RegistryCause::HostDup`], `query` of an unknown one
+///   [`RegistryCause::NoHost`]; `unannounce` and `list` are supported. A busy
+///   database (another process writing) is waited for, however long, never
+///   reported.
+/// - **Threads**: the SQLite work runs on two threads of this handle (one
+///   for queries, one for writes), never on the caller's thread; the async
+///   methods only wait for their answer, and work on any executor. Dropping
+///   an operation's future does not cancel the operation: an `announce`
+///   already sent may still take effect.
+/// - **Closing**: after [`close`](Registry::close) returns, this handle has
+///   closed its connections and every call answers
+///   [`RegistryCause::Down`]; other handles are unaffected. Dropping the
+///   handle also stops its threads and releases the file, in the
+///   background.
+///
+/// Errors read `<path>: <op> <args>: <cause>`, for example
+/// `/tmp/lonet/mynet/registry.db: query "γ": no such host`.
+pub struct SqliteRegistry {
+    name: String,
+    path: PathBuf,
+    network: String,
+    closed: Arc<AtomicBool>,
+    reader: Thread,
+    writer: Thread,
+}
+
+impl SqliteRegistry {
+    /// Opens the registry file at `path` for the network whose *user* name
+    /// is `network` (`mynet`, not `lonetmynet`), creating the file if it
+    /// does not exist (its directory must).
+    ///
+    /// Fails with [`RegistryCause::Other`] if the file is not an SQLite
+    /// database, is an SQLite database but not a registry, belongs to
+    /// another schema (`schema version mismatch: want "lonet.1"; have "…"`)
+    /// or another network (`network name mismatch: want "bbb"; have
+    /// "aaa"`), or cannot be opened or written; the file is then left as it
+    /// was. Waits, however long, while other processes hold the database.
+    ///
+    /// The work runs on a thread of its own; the returned future only waits.
+    pub async fn open(path: impl AsRef<Path>, network: &str) -> Result<Self, RegistryError> {
+        let path = path.as_ref().to_path_buf();
+        let network = network.to_owned();
+        let (tx, rx) = oneshot::channel();
+        let spawned = {
+            let (path, network) = (path.clone(), network.clone());
+            std::thread::Builder::new()
+                .name("registry-sqlite-open".to_owned())
+                .spawn(move || {
+                    let _ = tx.send(Self::open_blocking(&path, &network));
+                })
+        };
+        let failed = |msg: String| {
+            RegistryError::new(
+                &path.display().to_string(),
+                "open",
+                &[&network],
+                RegistryCause::Other(msg.into()),
+            )
+        };
+        if let Err(e) = spawned {
+            return Err(failed(format!("cannot start a registry thread: {e}")));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(failed("the opening thread stopped".to_owned())))
+    }
+
+    /// Like [`open`](Self::open), but does the work on the calling thread,
+    /// blocking it. Do not call it from async code.
+    pub fn open_blocking(path: impl AsRef<Path>, network: &str) -> Result<Self, RegistryError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let closed = Arc::new(AtomicBool::new(false));
+        match worker::start(path, network, &closed) {
+            Ok((reader, writer)) => Ok(SqliteRegistry {
+                name,
+                path: path.to_path_buf(),
+                network: network.to_owned(),
+                closed,
+                reader,
+                writer,
+            }),
+            Err(fail) => Err(RegistryError::new(&name, "open", &[network], cause(fail))),
+        }
+    }
+
+    /// The registry file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The network (user) name this handle was opened for.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// Sends a request made by `make` to `thread` and waits for the answer.
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        args: &[&str],
+        thread: &Thread,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T, RegistryError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.error(op, args, Fail::Down));
+        }
+        match thread.ask(make).await {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(fail)) => Err(self.error(op, args, fail)),
+            // The thread stopped before answering: the handle was closed.
+            None => Err(self.error(op, args, Fail::Down)),
+        }
+    }
+
+    fn error(&self, op: &'static str, args: &[&str], fail: Fail) -> RegistryError {
+        RegistryError::new(&self.name, op, args, cause(fail))
+    }
+}
+
+fn cause(fail: Fail) -> RegistryCause {
+    match fail {
+        Fail::Down => RegistryCause::Down,
+        Fail::NoHost => RegistryCause::NoHost,
+        Fail::HostDup => RegistryCause::HostDup,
+        Fail::Sql(e) => RegistryCause::Other(e.to_string().into()),
+        Fail::Other(msg) => RegistryCause::Other(msg.into()),
+    }
+}
+
+#[async_trait]
+impl Registry for SqliteRegistry {
+    /// The file's path.
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn announce(&self, host: &str, data: &str) -> Result<(), RegistryError> {
+        self.call("announce", &[host, data], &self.writer, |reply| {
+            Request::Announce {
+                host: host.to_owned(),
+                data: data.to_owned(),
+                reply,
+            }
+        })
+        .await
+    }
+
+    async fn query(&self, host: &str) -> Result<String, RegistryError> {
+        self.call("query", &[host], &self.reader, |reply| Request::Query {
+            host: host.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    async fn unannounce(&self, host: &str, data: &str) -> Result<bool, RegistryError> {
+        self.call("unannounce", &[host, data], &self.writer, |reply| {
+            Request::Unannounce {
+                host: host.to_owned(),
+                data: data.to_owned(),
+                reply,
+            }
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<(String, String)>, RegistryError> {
+        self.call("list", &[], &self.reader, |reply| Request::List { reply })
+            .await
+    }
+
+    /// Closes this handle: stops its threads and closes its connections,
+    /// then returns. Idempotent.
+    async fn close(&self) -> Result<(), RegistryError> {
+        // Operations in progress see the flag and answer `Down` (one waiting
+        // for a busy database stops waiting); queued ones too.
+        self.closed.store(true, Ordering::Release);
+        self.reader.close().await;
+        self.writer.close().await;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for SqliteRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteRegistry")
+            .field("path", &self.path)
+            .field("network", &self.network)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}

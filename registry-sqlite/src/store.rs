@@ -1,0 +1,286 @@
+//! The registry file: schema `lonet.1`, opening and checking it, and waiting
+//! out a busy database.
+//!
+//! The schema, byte for byte as the reference writes it (the spec's
+//! "Registry schema lonet.1"; `NON NULL` is the reference's own spelling,
+//! which SQLite reads as part of the type name):
+//!
+//! ```sql
+//! CREATE TABLE hosts (hostname TEXT NON NULL PRIMARY KEY, osladdr TEXT NON NULL);
+//! CREATE TABLE meta  (name     TEXT NON NULL PRIMARY KEY, value   TEXT NON NULL);
+//! ```
+//!
+//! `meta` holds `schemaver` = `lonet.1` and `network` = the network's user
+//! name. Opening a file goes:
+//! 1. a read-only look: a file of another schema or network, or an SQLite
+//!    database that is not a registry at all, is refused before anything
+//!    is written to it;
+//! 2. `PRAGMA journal_mode=WAL`, as the reference does, so readers and the
+//!    writer of many processes do not block each other;
+//! 3. one `BEGIN IMMEDIATE` transaction that creates the tables if missing
+//!    and checks or writes both meta rows, so processes joining at once
+//!    cannot disagree (the write lock is taken up front: a transaction that
+//!    read first and then wanted to write could fail with `SQLITE_BUSY`
+//!    instead of waiting, which is how the reference's setup fails).
+//!
+//! Every step, and every later operation, goes through [`retry`]: a busy or
+//! locked database is waited for, never reported.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use crate::quote::go_quote;
+
+/// The schema version this crate reads and writes (`meta.schemaver`).
+pub const SCHEMA_VERSION: &str = "lonet.1";
+
+// The reference's statements, whitespace included, so that `sqlite_master`
+// of a file we create reads exactly like one the reference created.
+const CREATE_HOSTS: &str = "CREATE TABLE IF NOT EXISTS hosts (
+				hostname	TEXT NON NULL PRIMARY KEY,
+				osladdr		TEXT NON NULL
+			)";
+const CREATE_META: &str = "CREATE TABLE IF NOT EXISTS meta (
+				name		TEXT NON NULL PRIMARY KEY,
+				value		TEXT NON NULL
+			)";
+
+pub(crate) const QUERY: &str = "SELECT osladdr FROM hosts WHERE hostname = ?1";
+pub(crate) const ANNOUNCE: &str = "INSERT INTO hosts (hostname, osladdr) VALUES (?1, ?2)";
+pub(crate) const UNANNOUNCE: &str = "DELETE FROM hosts WHERE hostname = ?1 AND osladdr = ?2";
+pub(crate) const LIST: &str = "SELECT hostname, osladdr FROM hosts";
+
+/// Why an operation on the file did not succeed.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    /// The handle was closed (possibly while the operation waited).
+    Down,
+    /// `query`: no entry.
+    NoHost,
+    /// `announce`: the name is taken.
+    HostDup,
+    /// SQLite said no.
+    Sql(rusqlite::Error),
+    /// Anything else, as a message.
+    Other(String),
+}
+
+impl From<rusqlite::Error> for Fail {
+    fn from(e: rusqlite::Error) -> Fail {
+        Fail::Sql(e)
+    }
+}
+
+/// Whether `e` says the database is busy or locked by someone else.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Whether `e` is a violated UNIQUE or PRIMARY KEY constraint, judged by
+/// the extended result code (never by the message).
+pub(crate) fn is_duplicate(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => matches!(
+            f.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        ),
+        _ => false,
+    }
+}
+
+/// How long the `n`th wait for a busy database sleeps: from 20 µs
+/// (a registry write holds the lock for tens of µs), doubling to 2.5 ms.
+fn backoff(n: u32) -> Duration {
+    Duration::from_micros(20 << n.min(7))
+}
+
+/// Waits inside SQLite, when it asks, for up to about a quarter second,
+/// then lets the operation fail with `SQLITE_BUSY` so that [`retry`] can see
+/// whether the handle was closed meanwhile.
+fn install_busy_handler(conn: &mut Connection, closed: Arc<AtomicBool>) -> rusqlite::Result<()> {
+    conn.busy_handler(Some(move |n: i32| {
+        if closed.load(Ordering::Acquire) || n >= 100 {
+            return false;
+        }
+        std::thread::sleep(backoff(u32::try_from(n).unwrap_or(u32::MAX)));
+        true
+    }))
+}
+
+/// Runs `op` until it ends without `SQLITE_BUSY` / `SQLITE_LOCKED`, however
+/// long that takes, unless `closed` becomes set ([`Fail::Down`]). Some busy
+/// answers bypass SQLite's busy handler (switching to WAL, a stale WAL
+/// snapshot), so this loop sleeps too. `op` must leave no transaction open
+/// when it fails (a dropped [`rusqlite::Transaction`] rolls back).
+pub(crate) fn retry<T>(
+    closed: &AtomicBool,
+    mut op: impl FnMut() -> Result<T, Fail>,
+) -> Result<T, Fail> {
+    let mut n = 0;
+    loop {
+        if closed.load(Ordering::Acquire) {
+            return Err(Fail::Down);
+        }
+        match op() {
+            Err(Fail::Sql(e)) if is_busy(&e) => {
+                std::thread::sleep(backoff(n));
+                n = n.saturating_add(1);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// An open connection to the registry file, set up for many processes.
+pub(crate) fn connect(path: &Path, closed: Arc<AtomicBool>) -> Result<Connection, Fail> {
+    // No SQLITE_OPEN_URI: the path is a file name, even if it starts "file:".
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| Fail::Other(explain_open(path, &e)))?;
+    install_busy_handler(&mut conn, closed)?;
+    // WAL with synchronous=NORMAL: a commit is durable once the process's
+    // write returns (it survives the process dying, not a power cut), and
+    // does not wait for fsync. Per connection; the file format is unchanged.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.set_prepared_statement_cache_capacity(8);
+    Ok(conn)
+}
+
+/// SQLite says only "unable to open database file"; say which part of the
+/// path is wrong when the file system can tell. (Only `metadata` is used:
+/// opening and closing the file here would drop SQLite's POSIX locks held
+/// by other handles in this process.)
+fn explain_open(path: &Path, e: &rusqlite::Error) -> String {
+    let parent = match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => Path::new("/"),
+    };
+    let detail = match std::fs::metadata(parent) {
+        Err(io) => format!("directory {}: {io}", parent.display()),
+        Ok(m) if !m.is_dir() => format!("{} is not a directory", parent.display()),
+        Ok(_) => match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => format!("{} is a directory", path.display()),
+            Ok(m) if m.permissions().readonly() => format!("{} is read-only", path.display()),
+            Ok(_) => String::new(),
+            Err(_) => format!("cannot create {} in {}", path.display(), parent.display()),
+        },
+    };
+    if detail.is_empty() {
+        format!("cannot open {}: {e}", path.display())
+    } else {
+        format!("cannot open {}: {e} ({detail})", path.display())
+    }
+}
+
+/// Opens the registry at `path` for network `network`: checks the file,
+/// switches it to WAL, creates the tables and the meta rows. Returns a
+/// connection ready for use; on failure the file was not modified and the
+/// connection is closed.
+pub(crate) fn setup(
+    path: &Path,
+    network: &str,
+    closed: Arc<AtomicBool>,
+) -> Result<Connection, Fail> {
+    // Opening cannot be closed halfway: it has no handle yet.
+    let never = AtomicBool::new(false);
+    let mut conn = connect(path, closed)?;
+
+    // 1. Look before writing anything.
+    retry(&never, || precheck(&conn, network))?;
+
+    // 2. WAL, as the reference. Setting it needs a moment of exclusive
+    // access and can answer SQLITE_BUSY without waiting: retry.
+    let mode: String = retry(&never, || {
+        Ok(conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?)
+    })?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Fail::Other(format!(
+            "cannot switch {} to WAL journal mode (it stays in {mode:?} mode)",
+            path.display()
+        )));
+    }
+
+    // 3. Tables and meta rows, atomically, holding the write lock from the
+    // start.
+    retry(&never, || {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(CREATE_HOSTS)?;
+        tx.execute_batch(CREATE_META)?;
+        check_meta(&tx, "schemaver", SCHEMA_VERSION, true)?;
+        check_meta(&tx, "network", network, true)?;
+        tx.commit()?;
+        Ok(())
+    })?;
+    Ok(conn)
+}
+
+/// Refuses, without writing, a file that is not an SQLite database, that is
+/// a database but not a registry, or that belongs to another schema or
+/// network.
+fn precheck(conn: &Connection, network: &str) -> Result<(), Fail> {
+    let mut st = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+    let tables = st
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    if tables.iter().any(|t| t == "meta") {
+        check_meta(conn, "schemaver", SCHEMA_VERSION, false)?;
+        check_meta(conn, "network", network, false)?;
+        Ok(())
+    } else if tables.is_empty() {
+        Ok(())
+    } else {
+        Err(Fail::Other(format!(
+            "not a lonet registry: the database has tables ({}) but no meta table",
+            tables.join(", ")
+        )))
+    }
+}
+
+/// Checks meta row `name` against `want`; a missing row is written if
+/// `write`, else accepted (it will be written in the setup transaction).
+fn check_meta(conn: &Connection, name: &str, want: &str, write: bool) -> Result<(), Fail> {
+    let have: Option<Option<Vec<u8>>> = conn
+        .query_row("SELECT value FROM meta WHERE name = ?1", [name], |row| {
+            Ok(match row.get_ref(0)? {
+                ValueRef::Null => None,
+                ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
+                ValueRef::Integer(i) => Some(i.to_string().into_bytes()),
+                ValueRef::Real(f) => Some(f.to_string().into_bytes()),
+            })
+        })
+        .optional()?;
+    match have {
+        None if write => {
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2)",
+                [name, want],
+            )?;
+            Ok(())
+        }
+        None => Ok(()),
+        Some(Some(have)) if have == want.as_bytes() => Ok(()),
+        Some(have) => {
+            let what = if name == "schemaver" {
+                "schema version"
+            } else {
+                "network name"
+            };
+            let have = have.map_or_else(|| "NULL".to_owned(), |h| go_quote(&h));
+            Err(Fail::Other(format!(
+                "{what} mismatch: want {}; have {have}",
+                go_quote(want.as_bytes())
+            )))
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The threads that own the SQLite connections.
+//!
+//! SQLite calls block (on disk, on another process's lock), so they never
+//! run on the caller's (async runtime) thread. Each registry handle has two
+//! threads, each owning one connection and serving requests from a channel,
+//! answering on a oneshot:
+//! - the *reader* answers `query` and `list`;
+//! - the *writer* answers `announce` and `unannounce`.
+//!
+//! With WAL, readers never wait for writers, so a dial's query is not held
+//! up behind an announce that waits for another process's write lock. A
+//! request whose caller went away is still carried out; its answer is
+//! dropped.
+//!
+//! A thread stops when it receives [`Request::Close`] (it closes its
+//! connection, then answers) or when every sender is gone (the handle was
+//! dropped). Requests still queued then are dropped unanswered; their
+//! callers see the handle as down.
+
+use std::future::{poll_fn, Future};
+use std::path::Path;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::store::{self, retry, Fail};
+
+/// Where a request's answer goes.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, Fail>>;
+
+/// A request to a connection thread.
+pub(crate) enum Request {
+    /// The data announced for `host`.
+    Query { host: String, reply: Reply<String> },
+    /// Every entry.
+    List { reply: Reply<Vec<(String, String)>> },
+    /// Records `host` → `data` unless `host` is taken.
+    Announce {
+        host: String,
+        data: String,
+        reply: Reply<()>,
+    },
+    /// Removes `host` if it still maps to `data`.
+    Unannounce {
+        host: String,
+        data: String,
+        reply: Reply<bool>,
+    },
+    /// Closes the connection and stops the thread, then answers.
+    Close { reply: oneshot::Sender<()> },
+}
+
+/// How long each side of a request stays awake, polling, before it
+/// sleeps: a thread after it answered (so a caller that asks again at once,
+/// as in a burst of dials, finds it awake), and a caller that asked an
+/// awake thread (see [`Thread::ask`]). Waking a sleeping thread costs tens
+/// of microseconds on a virtual machine; a query takes a few.
+const STAY_AWAKE: Duration = Duration::from_micros(50);
+
+/// A connection thread, as its handle sees it.
+pub(crate) struct Thread {
+    requests: mpsc::Sender<Request>,
+    /// Whether the thread is running or polling for requests (not asleep).
+    awake: Arc<AtomicBool>,
+}
+
+impl Thread {
+    /// Starts a thread named `name` serving `conn`.
+    pub(crate) fn spawn(
+        name: &str,
+        conn: Connection,
+        closed: Arc<AtomicBool>,
+    ) -> std::io::Result<Thread> {
+        let (requests, rx) = mpsc::channel();
+        let awake = Arc::new(AtomicBool::new(true));
+        let thread_awake = awake.clone();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || serve(conn, &rx, &closed, &thread_awake))?;
+        Ok(Thread { requests, awake })
+    }
+
+    /// Sends the request made by `make` and waits for its answer; `None` if
+    /// the thread stopped first (the handle was closed).
+    ///
+    /// If the thread is awake, the answer comes within microseconds, sooner
+    /// than a parked runtime thread would wake up for it: so for
+    /// [`STAY_AWAKE`] this yields to the executor and asks to be polled
+    /// again at once (other tasks still run in between) before it waits to
+    /// be woken. If the thread is asleep, this waits at once: the woken
+    /// thread may be scheduled on this very CPU and must not find it busy.
+    pub(crate) async fn ask<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Option<Result<T, Fail>> {
+        let (tx, rx) = oneshot::channel();
+        let spin = self.awake.load(Ordering::Acquire);
+        self.requests.send(make(tx)).ok()?;
+        let mut rx = pin!(rx);
+        let start = Instant::now();
+        poll_fn(|cx| match rx.as_mut().poll(cx) {
+            Poll::Ready(answer) => Poll::Ready(answer.ok()),
+            Poll::Pending => {
+                if spin && start.elapsed() < STAY_AWAKE {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Asks the thread to close its connection and stop; returns once it
+    /// has (at once if it already had).
+    pub(crate) async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.requests.send(Request::Close { reply: tx }).is_ok() {
+            // An error means the thread stopped without answering (another
+            // close got there first): its connection is closed either way.
+            let _ = rx.await;
+        }
+    }
+}
+
+fn serve(conn: Connection, rx: &mpsc::Receiver<Request>, closed: &AtomicBool, awake: &AtomicBool) {
+    let mut close_reply = None;
+    while let Some(request) = next(rx, awake) {
+        match request {
+            Request::Close { reply } => {
+                close_reply = Some(reply);
+                break;
+            }
+            Request::Query { host, reply } => {
+                let _ = reply.send(query(&conn, closed, &host));
+            }
+            Request::List { reply } => {
+                let _ = reply.send(list(&conn, closed));
+            }
+            Request::Announce { host, data, reply } => {
+                let _ = reply.send(announce(&conn, closed, &host, &data));
+            }
+            Request::Unannounce { host, data, reply } => {
+                let _ = reply.send(unannounce(&conn, closed, &host, &data));
+            }
+        }
+    }
+    // Release the file before saying so. (`close` fails only with a
+    // statement still running, which cannot be; dropping closes anyway.)
+    if let Err((conn, _)) = conn.close() {
+        drop(conn);
+    }
+    if let Some(reply) = close_reply {
+        let _ = reply.send(());
+    }
+}
+
+/// The next request: polled for [`STAY_AWAKE`], yielding the CPU between
+/// looks, then waited for asleep. `None` once every sender is gone.
+fn next(rx: &mpsc::Receiver<Request>, awake: &AtomicBool) -> Option<Request> {
+    let start = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(r) => return Some(r),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if start.elapsed() < STAY_AWAKE => {
+                std::thread::yield_now();
+            }
+            Err(mpsc::TryRecvError::Empty) => {
+                awake.store(false, Ordering::Release);
+                let r = rx.recv().ok();
+                awake.store(true, Ordering::Release);
+                return r;
+            }
+        }
+    }
+}
+
+fn query(conn: &Connection, closed: &AtomicBool, host: &str) -> Result<String, Fail> {
+    retry(closed, || {
+        let mut st = conn.prepare_cached(store::QUERY)?;
+        let mut rows = st.query([host])?;
+        match rows.next()? {
+            None => Err(Fail::NoHost),
+            Some(row) => text(row.get_ref(0)?, "host data"),
+        }
+    })
+}
+
+fn list(conn: &Connection, closed: &AtomicBool) -> Result<Vec<(String, String)>, Fail> {
+    retry(closed, || {
+        let mut st = conn.prepare_cached(store::LIST)?;
+        let mut rows = st.query([])?;
+        let mut all = Vec::new();
+        while let Some(row) = rows.next()? {
+            let host = text(row.get_ref(0)?, "host name")?;
+            let data = text(row.get_ref(1)?, "host data")?;
+            all.push((host, data));
+        }
+        Ok(all)
+    })
+}
+
+fn announce(conn: &Connection, closed: &AtomicBool, host: &str, data: &str) -> Result<(), Fail> {
+    retry(closed, || {
+        let mut st = conn.prepare_cached(store::ANNOUNCE)?;
+        match st.execute([host, data]) {
+            Ok(_) => Ok(()),
+            Err(e) if store::is_duplicate(&e) => Err(Fail::HostDup),
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+fn unannounce(
+    conn: &Connection,
+    closed: &AtomicBool,
+    host: &str,
+    data: &str,
+) -> Result<bool, Fail> {
+    retry(closed, || {
+        let mut st = conn.prepare_cached(store::UNANNOUNCE)?;
+        Ok(st.execute([host, data])? > 0)
+    })
+}
+
+/// A stored value as text. The reference writes only text; another writer
+/// may have stored a NULL or bytes that are not UTF-8.
+fn text(value: ValueRef<'_>, what: &str) -> Result<String, Fail> {
+    match value {
+        ValueRef::Text(b) | ValueRef::Blob(b) => String::from_utf8(b.to_vec())
+            .map_err(|_| Fail::Other(format!("stored {what} is not valid UTF-8"))),
+        ValueRef::Null => Err(Fail::Other(format!("stored {what} is NULL"))),
+        ValueRef::Integer(i) => Ok(i.to_string()),
+        ValueRef::Real(f) => Ok(f.to_string()),
+    }
+}
+
+/// Opens `path` for `network` and starts both threads: (reader, writer).
+pub(crate) fn start(
+    path: &Path,
+    network: &str,
+    closed: &Arc<AtomicBool>,
+) -> Result<(Thread, Thread), Fail> {
+    let writer_conn = store::setup(path, network, closed.clone())?;
+    let reader_conn = store::connect(path, closed.clone())?;
+    let spawn_failed =
+        |e: std::io::Error| Fail::Other(format!("cannot start a registry thread: {e}"));
+    let writer =
+        Thread::spawn("registry-sqlite-w", writer_conn, closed.clone()).map_err(spawn_failed)?;
+    // If this fails, dropping `writer` stops the writer thread.
+    let reader =
+        Thread::spawn("registry-sqlite-r", reader_conn, closed.clone()).map_err(spawn_failed)?;
+    Ok((reader, writer))
+}
