@@ -451,7 +451,10 @@ mod tests {
             (b"\xed\xa0\x80", r#""\xed\xa0\x80""#),
             (b"\xc0\xaf", r#""\xc0\xaf""#),
             (b"\xf4\x90\x80\x80", r#""\xf4\x90\x80\x80""#),
-            ("\u{2029}\u{3000}\u{1680}".as_bytes(), r#""\u2029\u3000\u1680""#),
+            (
+                "\u{2029}\u{3000}\u{1680}".as_bytes(),
+                r#""\u2029\u3000\u1680""#,
+            ),
             ("\u{e0001}".as_bytes(), r#""\U000e0001""#),
             ("\u{f0000}".as_bytes(), r#""\U000f0000""#),
             ("\u{1f600}\u{301}".as_bytes(), "\"\u{1f600}\u{301}\""),
@@ -532,7 +535,11 @@ mod tests {
             (b"\"a\\\"b\"c", b"a\"b", b"c"),
             (b"``", b"", b""),
             (b"`a\r\nb`x", b"a\r\nb", b"x"),
-            (b"`\xff\xe2\x82`", "\u{fffd}\u{fffd}\u{fffd}".as_bytes(), b""),
+            (
+                b"`\xff\xe2\x82`",
+                "\u{fffd}\u{fffd}\u{fffd}".as_bytes(),
+                b"",
+            ),
             (b"`\"`\"", b"\"", b"\""),
             (b"\"\xff\"", "\u{fffd}".as_bytes(), b""),
         ];
@@ -566,8 +573,16 @@ mod tests {
             assert_eq!(is_print(c), go, "U+{v:04X}");
         }
         let printable = ['α', 'é', '\u{301}', '日', '😀', '\u{fffd}', '٣', '€', '_'];
-        let not = ['\u{a0}', '\u{200b}', '\u{feff}', '\u{2028}', '\u{2029}', '\u{d7ff}'];
-        let not_more = ['\u{e000}', '\u{10ffff}', '\u{f8ff}', '\u{e0001}', '\u{3000}'];
+        let not = [
+            '\u{a0}', '\u{200b}', '\u{feff}', '\u{2028}', '\u{2029}', '\u{d7ff}',
+        ];
+        let not_more = [
+            '\u{e000}',
+            '\u{10ffff}',
+            '\u{f8ff}',
+            '\u{e0001}',
+            '\u{3000}',
+        ];
         for c in printable {
             assert!(is_print(c), "{c:?}");
         }
@@ -645,9 +660,30 @@ mod tests {
     #[test]
     fn random_strings_round_trip_and_never_panic() {
         let pieces: &[&[u8]] = &[
-            b"\"", b"\\", b"`", b"'", b"\\x", b"\\u", b"\\U", b"\\0", b"\\377", b"\n",
-            b"\r", b" ", b"a", b"7", b"f", b"\xff", b"\xc3", b"\xe2\x82", "α".as_bytes(),
-            "😀".as_bytes(), "\u{a0}".as_bytes(), "\u{e000}".as_bytes(), b"\x00", b"\x7f",
+            b"\"",
+            b"\\",
+            b"`",
+            b"'",
+            b"\\x",
+            b"\\u",
+            b"\\U",
+            b"\\0",
+            b"\\377",
+            b"\n",
+            b"\r",
+            b" ",
+            b"a",
+            b"7",
+            b"f",
+            b"\xff",
+            b"\xc3",
+            b"\xe2\x82",
+            "α".as_bytes(),
+            "😀".as_bytes(),
+            "\u{a0}".as_bytes(),
+            "\u{e000}".as_bytes(),
+            b"\x00",
+            b"\x7f",
         ];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
