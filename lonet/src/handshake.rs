@@ -110,7 +110,7 @@ pub const MAX_REQUEST: usize = 1024;
 ///
 /// `network` is the full network name (`lonetmynet`); `src` is the dialer's
 /// address, `dst` the one it dials. Strings are quoted with
-/// [`quote`](crate::quote::quote).
+/// [`quote`].
 pub fn request_line(network: &str, src: &Addr, dst: &Addr) -> Vec<u8> {
     let src = src.to_string();
     let dst = dst.to_string();
@@ -227,10 +227,12 @@ const REQUEST_FORMAT: &str = "> lonet %q dial %q %q\n";
 ///
 /// The line is read as Go's `fmt.Sscanf(line, "> lonet %q dial %q %q\n")`
 /// reads it: the words must be there; each space in the format takes one or
-/// more spaces or tabs; each `%q` takes a double-quoted string with any Go
-/// escape or a back-quoted raw string; the final `\n` takes optional spaces,
-/// then a newline or the end of the line (text after that newline is
-/// ignored, as Go ignores it). Then, in the reference's order, the network
+/// more of `fmt`'s spaces (space, tab, `\r`, `\v`, `\f`, U+00A0, U+3000, …;
+/// never a newline) or the end of the line, so `"n"dial` does not parse;
+/// each `%q` skips such spaces, then takes a double-quoted string with any
+/// Go escape or a back-quoted raw string; the final `\n` takes optional
+/// spaces, then a newline or the end of the line (text after that newline
+/// is ignored, as Go ignores it). Then, in the reference's order, the network
 /// must be `network`, and the source and destination must parse as
 /// addresses ([`Addr::parse`]; bytes that are not UTF-8 do not).
 ///
@@ -552,7 +554,7 @@ impl<'a> Input<'a> {
 
     /// Puts back the rune [`get`](Self::get) returned last.
     fn unread(&mut self) {
-        let at = self.whole.len() - self.rest.len();
+        let at = self.whole.len().saturating_sub(self.rest.len());
         let back = at.saturating_sub(self.last);
         self.rest = self.whole.get(back..).unwrap_or_default();
         self.last = 0;
