@@ -64,7 +64,7 @@ impl SqliteRegistry {
         let spawned = {
             let (path, network) = (path.clone(), network.clone());
             std::thread::Builder::new()
-                .name("registry-sqlite-open".to_owned())
+                .name("regsqlite-open".to_owned())
                 .spawn(move || {
                     let _ = tx.send(Self::open_blocking(&path, &network));
                 })

@@ -12,9 +12,10 @@
 //!
 //! `meta` holds `schemaver` = `lonet.1` and `network` = the network's user
 //! name. Opening a file goes:
-//! 1. a read-only look: a file of another schema or network, or an SQLite
-//!    database that is not a registry at all, is refused before anything
-//!    is written to it;
+//! 1. a read-only look: a file that is not SQLite or is damaged
+//!    (`PRAGMA quick_check`), an SQLite database that is not a registry, or
+//!    a registry of another schema or network, is refused before anything
+//!    is written to it (an empty file counts as a new database);
 //! 2. `PRAGMA journal_mode=WAL`, as the reference does, so readers and the
 //!    writer of many processes do not block each other;
 //! 3. one `BEGIN IMMEDIATE` transaction that creates the tables if missing
@@ -145,41 +146,63 @@ pub(crate) fn connect(path: &Path, closed: Arc<AtomicBool>) -> Result<Connection
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| Fail::Other(explain_open(path, &e)))?;
-    install_busy_handler(&mut conn, closed)?;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| explain(path, e))?;
+    install_busy_handler(&mut conn, closed.clone())?;
     // WAL with synchronous=NORMAL: a commit is durable once the process's
     // write returns (it survives the process dying, not a power cut), and
     // does not wait for fsync. Per connection; the file format is unchanged.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // (Even this reads the schema, so the database can be busy.)
+    retry(&closed, || {
+        Ok(conn.pragma_update(None, "synchronous", "NORMAL")?)
+    })?;
     conn.set_prepared_statement_cache_capacity(8);
     Ok(conn)
 }
 
-/// SQLite says only "unable to open database file"; say which part of the
-/// path is wrong when the file system can tell. (Only `metadata` is used:
-/// opening and closing the file here would drop SQLite's POSIX locks held
-/// by other handles in this process.)
-fn explain_open(path: &Path, e: &rusqlite::Error) -> String {
+/// SQLite says only "unable to open database file" or "attempt to write a
+/// readonly database"; add which part of the path is at fault when the
+/// file system can tell. Other errors keep SQLite's own text ("file is not
+/// a database", "database disk image is malformed").
+///
+/// Only `metadata` is used: opening and closing the file here would drop
+/// the POSIX locks SQLite holds on it for other handles of this process.
+pub(crate) fn explain(path: &Path, e: rusqlite::Error) -> Fail {
+    let rusqlite::Error::SqliteFailure(code, _) = &e else {
+        return Fail::Sql(e);
+    };
+    if !matches!(
+        code.code,
+        ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied
+    ) {
+        return Fail::Sql(e);
+    }
     let parent = match path.parent() {
         Some(p) if p.as_os_str().is_empty() => Path::new("."),
         Some(p) => p,
         None => Path::new("/"),
     };
     let detail = match std::fs::metadata(parent) {
-        Err(io) => format!("directory {}: {io}", parent.display()),
-        Ok(m) if !m.is_dir() => format!("{} is not a directory", parent.display()),
-        Ok(_) => match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => format!("{} is a directory", path.display()),
-            Ok(m) if m.permissions().readonly() => format!("{} is read-only", path.display()),
-            Ok(_) => String::new(),
-            Err(_) => format!("cannot create {} in {}", path.display(), parent.display()),
+        Err(io) => Some(format!("directory {}: {io}", parent.display())),
+        Ok(m) if !m.is_dir() => Some(format!("{} is not a directory", parent.display())),
+        Ok(dir) => match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Some(format!("{} is a directory", path.display())),
+            Ok(m) if m.permissions().readonly() => Some(format!("{} is read-only", path.display())),
+            _ if dir.permissions().readonly() => {
+                Some(format!("directory {} is not writable", parent.display()))
+            }
+            Ok(_) => None,
+            Err(_) => Some(format!(
+                "cannot create {} in {}",
+                path.display(),
+                parent.display()
+            )),
         },
     };
-    if detail.is_empty() {
-        format!("cannot open {}: {e}", path.display())
-    } else {
-        format!("cannot open {}: {e} ({detail})", path.display())
+    // SQLite's text, without the path rusqlite appends.
+    let text = rusqlite::ffi::code_to_str(code.extended_code);
+    match detail {
+        Some(detail) => Fail::Other(format!("{text} ({detail})")),
+        None => Fail::Other(text.to_owned()),
     }
 }
 
@@ -192,6 +215,13 @@ pub(crate) fn setup(
     network: &str,
     closed: Arc<AtomicBool>,
 ) -> Result<Connection, Fail> {
+    setup_steps(path, network, closed).map_err(|fail| match fail {
+        Fail::Sql(e) => explain(path, e),
+        other => other,
+    })
+}
+
+fn setup_steps(path: &Path, network: &str, closed: Arc<AtomicBool>) -> Result<Connection, Fail> {
     // Opening cannot be closed halfway: it has no handle yet.
     let never = AtomicBool::new(false);
     let mut conn = connect(path, closed)?;
@@ -225,14 +255,34 @@ pub(crate) fn setup(
     Ok(conn)
 }
 
-/// Refuses, without writing, a file that is not an SQLite database, that is
-/// a database but not a registry, or that belongs to another schema or
+/// Refuses, without writing, a file that is not an SQLite database, is
+/// damaged, is a database but not a registry, or that belongs to another schema or
 /// network.
 fn precheck(conn: &Connection, network: &str) -> Result<(), Fail> {
     let mut st = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
     let tables = st
         .query_map([], |row| row.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
+    if !tables.is_empty() {
+        // A damaged file (truncated, overwritten) can still answer the
+        // queries above; refuse it before writing to it makes it worse.
+        // This reads the whole file: a registry is small.
+        let mut st = conn.prepare("PRAGMA quick_check(3)")?;
+        let rows = st
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        if rows != ["ok"] {
+            let problems: Vec<&str> = rows
+                .iter()
+                .flat_map(|r| r.lines())
+                .filter(|l| !l.starts_with("***"))
+                .collect();
+            return Err(Fail::Other(format!(
+                "database disk image is malformed ({})",
+                problems.join("; ")
+            )));
+        }
+    }
     if tables.iter().any(|t| t == "meta") {
         check_meta(conn, "schemaver", SCHEMA_VERSION, false)?;
         check_meta(conn, "network", network, false)?;
@@ -282,5 +332,89 @@ fn check_meta(conn: &Connection, name: &str, want: &str, write: bool) -> Result<
                 go_quote(want.as_bytes())
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn violation(setup: &str, insert: &str) -> rusqlite::Error {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(setup).unwrap();
+        conn.execute_batch(insert)
+            .expect_err("the insert must violate a constraint")
+    }
+
+    /// A duplicate is recognised by its extended code, PRIMARY KEY (1555)
+    /// or UNIQUE (2067), and nothing else counts.
+    #[test]
+    fn duplicates_are_judged_by_constraint_code() {
+        let pk = violation(
+            "CREATE TABLE t (k TEXT NON NULL PRIMARY KEY, v TEXT)",
+            "INSERT INTO t VALUES ('a', 1); INSERT INTO t VALUES ('a', 2);",
+        );
+        let unique = violation(
+            "CREATE TABLE t (k TEXT UNIQUE, v TEXT)",
+            "INSERT INTO t VALUES ('a', 1); INSERT INTO t VALUES ('a', 2);",
+        );
+        let not_null = violation(
+            "CREATE TABLE t (k TEXT NOT NULL)",
+            "INSERT INTO t VALUES (NULL);",
+        );
+        let check = violation(
+            "CREATE TABLE t (k TEXT CHECK (k <> 'a'))",
+            "INSERT INTO t VALUES ('a');",
+        );
+        let code = |e: &rusqlite::Error| match e {
+            rusqlite::Error::SqliteFailure(f, _) => f.extended_code,
+            other => panic!("not an SQLite failure: {other:?}"),
+        };
+        assert_eq!(code(&pk), 1555);
+        assert_eq!(code(&unique), 2067);
+        assert!(is_duplicate(&pk));
+        assert!(is_duplicate(&unique));
+        assert!(!is_duplicate(&not_null));
+        assert!(!is_duplicate(&check));
+        assert!(!is_duplicate(&rusqlite::Error::QueryReturnedNoRows));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_micros(20));
+        assert_eq!(backoff(1), Duration::from_micros(40));
+        assert_eq!(backoff(7), Duration::from_micros(2560));
+        assert_eq!(backoff(u32::MAX), Duration::from_micros(2560));
+    }
+
+    #[test]
+    fn retry_gives_up_only_when_closed() {
+        let busy = || {
+            Fail::Sql(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                None,
+            ))
+        };
+        let open = AtomicBool::new(false);
+        let mut n = 0;
+        let r = retry(&open, || {
+            n += 1;
+            if n < 5 {
+                Err(busy())
+            } else {
+                Ok(n)
+            }
+        });
+        assert!(matches!(r, Ok(5)));
+        let closed = AtomicBool::new(true);
+        assert!(matches!(retry(&closed, || Ok(1)), Err(Fail::Down)));
+        // Other errors are not retried.
+        let mut calls = 0;
+        let r: Result<(), Fail> = retry(&open, || {
+            calls += 1;
+            Err(Fail::HostDup)
+        });
+        assert!(matches!(r, Err(Fail::HostDup)));
+        assert_eq!(calls, 1);
     }
 }

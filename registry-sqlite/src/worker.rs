@@ -252,10 +252,8 @@ pub(crate) fn start(
     let reader_conn = store::connect(path, closed.clone())?;
     let spawn_failed =
         |e: std::io::Error| Fail::Other(format!("cannot start a registry thread: {e}"));
-    let writer =
-        Thread::spawn("registry-sqlite-w", writer_conn, closed.clone()).map_err(spawn_failed)?;
+    let writer = Thread::spawn("regsqlite-w", writer_conn, closed.clone()).map_err(spawn_failed)?;
     // If this fails, dropping `writer` stops the writer thread.
-    let reader =
-        Thread::spawn("registry-sqlite-r", reader_conn, closed.clone()).map_err(spawn_failed)?;
+    let reader = Thread::spawn("regsqlite-r", reader_conn, closed.clone()).map_err(spawn_failed)?;
     Ok((reader, writer))
 }
