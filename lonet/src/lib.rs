@@ -1,5 +1,168 @@
-//! lonet: a virtnet network spread over several OS processes (work in progress).
+//! lonet: a virtnet network spread over several OS processes.
+//!
+//! Hosts have names and predictable ports, as on pipenet, but each process
+//! holds its own hosts (its *subnetwork*) and they all find each other through
+//! a SQLite registry at `<tmp>/lonet/<network>/registry.db`. A connection is a
+//! loopback TCP connection that starts with a one-line text handshake and then
+//! carries the application's bytes directly. The files and the handshake are
+//! those of the reference Go/Python lonet, so a Rust process can share a
+//! network with them.
+//!
+//! - [`join`] / [`Builder`]: join (or create) a network; you get a virtnet
+//!   [`SubNetwork`]. Start here.
+//! - [`handshake`]: the wire protocol, with the spec's lines quoted.
+//! - [`quote`]: Go's `%q` quoting, which the handshake uses.
+//! - [`dirs`]: where networks live on disk, and the checks made there.
+//! - `engine.rs` / `transport.rs`: the engine (OS listener, dial, accept
+//!   handshake) and the data path (the TCP stream itself).
+//!
+//! Hosts, ports, listeners and errors are [`virtnet_core`]'s.
+//!
+//! # Example
+//! ```
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! # let tmp = tempfile::tempdir()?;
+//! // Any process that joins "mynet" is on the same network.
+//! let net = lonet::Builder::new("mynet").root(tmp.path()).join().await?;
+//! assert_eq!(net.network(), "lonetmynet");
+//! let alpha = net.new_host("α").await?;
+//! let beta = net.new_host("β").await?;
+//!
+//! let l = alpha.listen(":10").await?;
+//! let (mut c, mut s) = tokio::try_join!(beta.dial("α:10"), l.accept())?;
+//! assert_eq!(c.local_addr().to_string(), "β:1");
+//! assert_eq!(s.local_addr().to_string(), "α:1");
+//! c.write_all(b"ping").await?;
+//! let mut buf = [0; 4];
+//! s.read_exact(&mut buf).await?;
+//! assert_eq!(&buf, b"ping");
+//! net.close().await
+//! # }
+//! ```
 #![warn(missing_docs)]
 
+pub mod dirs;
+mod engine;
 pub mod handshake;
 pub mod quote;
+mod transport;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use registry_sqlite::SqliteRegistry;
+use virtnet_core::{Registry, SubNetwork};
+
+pub use engine::LoconnectError;
+pub use virtnet_core::{Addr, Conn, Host, Listener, Networker};
+
+/// How long an acceptor waits for a dialer's request line by default.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Joins network `lonet<name>` (creating it if needed) under the default
+/// root `$TMPDIR/lonet`; an empty `name` creates a fresh network with a
+/// random unique name. Returns this process's subnetwork of it.
+pub async fn join(name: &str) -> io::Result<SubNetwork> {
+    Builder::new(name).join().await
+}
+
+/// Settings for joining a lonet network.
+pub struct Builder {
+    name: String,
+    root: Option<PathBuf>,
+    registry: Option<Arc<dyn Registry>>,
+    handshake_timeout: Duration,
+}
+
+impl Builder {
+    /// Settings to join network `lonet<name>` (empty: a fresh network).
+    pub fn new(name: &str) -> Builder {
+        Builder {
+            name: name.to_owned(),
+            root: None,
+            registry: None,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+
+    /// Keeps networks under `root` instead of `$TMPDIR/lonet`.
+    pub fn root(mut self, root: impl AsRef<Path>) -> Builder {
+        self.root = Some(root.as_ref().to_owned());
+        self
+    }
+
+    /// Finds hosts through `registry` instead of the SQLite file; then no
+    /// directory is made, and an empty name gets a random one.
+    pub fn registry(mut self, registry: Arc<dyn Registry>) -> Builder {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// How long an acceptor waits for a dialer's request line before it drops
+    /// the OS connection (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Builder {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Joins the network: opens (or creates) its registry, and starts this
+    /// process's OS listener on `127.0.0.1`. Must run within a tokio runtime.
+    pub async fn join(self) -> io::Result<SubNetwork> {
+        let (name, registry): (String, Arc<dyn Registry>) = match self.registry {
+            Some(registry) => {
+                let name = if self.name.is_empty() {
+                    random_name()
+                } else {
+                    self.name
+                };
+                (name, registry)
+            }
+            None => {
+                let root = self.root.unwrap_or_else(dirs::default_root);
+                let (name, dir) = if self.name.is_empty() {
+                    dirs::new_network_dir(&root)?
+                } else {
+                    let dir = dirs::network_dir(&root, &self.name)?;
+                    (self.name, dir)
+                };
+                let registry = SqliteRegistry::open(dir.join(dirs::REGISTRY_FILE), &name).await?;
+                (name, Arc::new(registry))
+            }
+        };
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
+        let os_addr = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let network: Arc<str> = format!("lonet{name}").into();
+        let timeout = self.handshake_timeout;
+        Ok(SubNetwork::new(network.clone(), registry, move |inbox| {
+            engine::LonetEngine::start(listener, os_addr, network, inbox, timeout)
+        }))
+    }
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("root", &self.root)
+            .field(
+                "registry",
+                &self.registry.as_ref().map(|r| r.name().to_owned()),
+            )
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish()
+    }
+}
+
+fn random_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    (h.finish() % 10_000_000_000).to_string()
+}

@@ -1,0 +1,127 @@
+//! `lonet`: the lonet demo, and tools to list, inspect, listen on and dial
+//! lonet networks from the shell.
+
+mod demo;
+mod inspect;
+mod peer;
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use virtnet_core::VirtError;
+
+/// lonet: virtual networks of named hosts with predictable ports, shared by
+/// OS processes over loopback TCP.
+#[derive(Parser, Debug)]
+#[command(name = "lonet", version, about, long_about = None)]
+struct Cli {
+    /// Where networks live (default: $TMPDIR/lonet, or /tmp/lonet).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start two processes on a fresh network, show their hosts, the
+    /// predicted addresses and the bytes they exchange, then clean up.
+    Demo,
+    /// List the networks under the root, with their host counts.
+    Ls,
+    /// List a network's hosts, their OS addresses, and whether each answers.
+    Hosts {
+        /// The network's name (without the "lonet" prefix).
+        net: String,
+    },
+    /// Create HOST on NET, listen, and write what each connection sends to stdout.
+    Listen {
+        /// The network's name (without the "lonet" prefix); created if missing.
+        net: String,
+        /// The host to create in this process.
+        host: String,
+        /// Where to listen: ":PORT" (default ":0", the lowest free port).
+        #[arg(default_value = "")]
+        laddr: String,
+        /// Serve one connection only, sending stdin to it (like netcat).
+        #[arg(long, conflicts_with = "echo")]
+        once: bool,
+        /// Send each connection's bytes back to it.
+        #[arg(long)]
+        echo: bool,
+    },
+    /// Create HOST on NET and dial ADDR: stdin goes to the connection, the
+    /// connection to stdout; half-closes when stdin ends, exits when the peer closes.
+    Dial {
+        /// The network's name (without the "lonet" prefix).
+        net: String,
+        /// The host to create in this process.
+        host: String,
+        /// The address to dial, "host:port".
+        addr: String,
+    },
+    /// Remove a network's directory and registry.
+    Rm {
+        /// The network's name (without the "lonet" prefix).
+        net: String,
+    },
+}
+
+/// Exit codes besides 0 (success) and 2 (bad usage, from clap).
+mod exit {
+    /// Any other failure.
+    pub const FAILURE: u8 = 1;
+    /// The named network does not exist.
+    pub const NO_NETWORK: u8 = 3;
+    /// The dialed host does not exist.
+    pub const NO_HOST: u8 = 4;
+    /// The dialed address refused the connection.
+    pub const REFUSED: u8 = 6;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = cli.root.unwrap_or_else(lonet::dirs::default_root);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo => demo::run(&root).await,
+            Command::Ls => inspect::ls(&root).await,
+            Command::Hosts { net } => inspect::hosts(&root, &net).await,
+            Command::Listen {
+                net,
+                host,
+                laddr,
+                once,
+                echo,
+            } => peer::listen(&root, &net, &host, &laddr, peer::Mode::new(once, echo)).await,
+            Command::Dial { net, host, addr } => peer::dial(&root, &net, &host, &addr).await,
+            Command::Rm { net } => inspect::rm(&root, &net),
+        }
+    });
+    // Do not wait for a blocked stdin reader.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &io::Error) -> ExitCode {
+    eprintln!("lonet: {e}");
+    ExitCode::from(match VirtError::of(e) {
+        Some(VirtError::ConnRefused) => exit::REFUSED,
+        Some(VirtError::NoHost) => exit::NO_HOST,
+        _ if e.kind() == io::ErrorKind::NotFound => exit::NO_NETWORK,
+        _ => exit::FAILURE,
+    })
+}

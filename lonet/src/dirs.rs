@@ -1,0 +1,212 @@
+//! Where networks live on disk: `<tmp>/lonet/<name>/registry.db`.
+//!
+//! The root `<tmp>/lonet` is made world-writable and sticky (mode 1777, set
+//! explicitly so the umask cannot cut it), like `/tmp`, so every user can
+//! create networks in it. A network directory is private to its owner (0700);
+//! one that is a symbolic link or belongs to another user is refused, so
+//! nobody can plant a registry for us.
+
+use std::collections::hash_map::RandomState;
+use std::fs::{self, DirBuilder};
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The name of the registry file in a network directory.
+pub const REGISTRY_FILE: &str = "registry.db";
+
+/// The default root: `$TMPDIR/lonet`, or `/tmp/lonet`.
+pub fn default_root() -> PathBuf {
+    let tmp = std::env::var_os("TMPDIR")
+        .filter(|t| !t.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    tmp.join("lonet")
+}
+
+/// Checks that `name` can be a network directory's name.
+pub fn check_name(name: &str) -> io::Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid network name {name:?}: it must not be empty, \".\" or \"..\", or contain '/' or NUL"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the root if it is missing, with mode 1777.
+pub fn ensure_root(root: &Path) -> io::Result<()> {
+    match DirBuilder::new().recursive(true).mode(0o1777).create(root) {
+        Ok(()) => {}
+        Err(e) => return Err(annotate(e, "create", root)),
+    }
+    let meta = fs::metadata(root).map_err(|e| annotate(e, "stat", root))?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("lonet root {}: not a directory", root.display()),
+        ));
+    }
+    // Ours and not yet 1777 (the umask cut it): open it up. Someone else's
+    // root is left as its owner made it.
+    if meta.uid() == euid() && meta.mode() & 0o7777 != 0o1777 {
+        fs::set_permissions(root, fs::Permissions::from_mode(0o1777))
+            .map_err(|e| annotate(e, "chmod", root))?;
+    }
+    Ok(())
+}
+
+/// Opens (creating if needed) the directory of network `name` under `root`,
+/// refusing a symbolic link or another user's directory.
+pub fn network_dir(root: &Path, name: &str) -> io::Result<PathBuf> {
+    check_name(name)?;
+    ensure_root(root)?;
+    let dir = root.join(name);
+    match DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(annotate(e, "create", &dir)),
+    }
+    check_private_dir(&dir)?;
+    Ok(dir)
+}
+
+/// Creates a fresh network directory with a random, unused decimal name.
+pub fn new_network_dir(root: &Path) -> io::Result<(String, PathBuf)> {
+    ensure_root(root)?;
+    let seed = RandomState::new();
+    for attempt in 0u64..10_000 {
+        let mut h = seed.build_hasher();
+        h.write_u64(attempt);
+        h.write_u32(std::process::id());
+        let name = (h.finish() % 10_000_000_000).to_string();
+        let dir = root.join(&name);
+        match DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok((name, dir)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(annotate(e, "create", &dir)),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "lonet root {}: no unused network name found",
+            root.display()
+        ),
+    ))
+}
+
+/// Refuses a network directory that is not a real directory of ours.
+fn check_private_dir(dir: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(dir).map_err(|e| annotate(e, "stat", dir))?;
+    let refuse = |why: &str| {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "lonet network directory {}: {why}; refusing to use it",
+                dir.display()
+            ),
+        ))
+    };
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link");
+    }
+    if !meta.is_dir() {
+        return refuse("is not a directory");
+    }
+    if meta.uid() != euid() {
+        return refuse(&format!(
+            "is owned by uid {}, not by us (uid {})",
+            meta.uid(),
+            euid()
+        ));
+    }
+    Ok(())
+}
+
+fn annotate(e: io::Error, what: &str, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_root_1777_and_network_0700() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("lonet");
+        let dir = network_dir(&root, "mynet").unwrap();
+        assert_eq!(dir, root.join("mynet"));
+        assert_eq!(fs::metadata(&root).unwrap().mode() & 0o7777, 0o1777);
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
+        // again: the same directory
+        assert_eq!(network_dir(&root, "mynet").unwrap(), dir);
+    }
+
+    #[test]
+    fn fresh_names_are_unique_decimal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("lonet");
+        let (a, da) = new_network_dir(&root).unwrap();
+        let (b, db) = new_network_dir(&root).unwrap();
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| c.is_ascii_digit()) && !a.is_empty());
+        assert!(da.is_dir() && db.is_dir());
+    }
+
+    #[test]
+    fn refuses_symlinks_files_and_bad_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("lonet");
+        ensure_root(&root).unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("linked")).unwrap();
+        let err = network_dir(&root, "linked").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        fs::write(root.join("file"), b"").unwrap();
+        assert!(network_dir(&root, "file")
+            .unwrap_err()
+            .to_string()
+            .contains("is not a directory"));
+        for bad in ["", ".", "..", "a/b", "nul\0"] {
+            assert_eq!(
+                network_dir(&root, bad).unwrap_err().kind(),
+                io::ErrorKind::InvalidInput,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_another_users_directory() {
+        if euid() != 0 {
+            return; // only root can make a directory owned by someone else
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("lonet");
+        ensure_root(&root).unwrap();
+        let theirs = root.join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(12345), None).unwrap();
+        let err = network_dir(&root, "theirs").unwrap_err();
+        assert!(err.to_string().contains("owned by uid 12345"), "{err}");
+    }
+
+    #[test]
+    fn root_that_is_a_file_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("lonet");
+        fs::write(&root, b"").unwrap();
+        assert!(network_dir(&root, "x").is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! The data path: after the handshake, a lonet connection is the OS TCP
+//! connection itself.
+//!
+//! The stream is shared (`Arc`) with the abort handle the core keeps in the
+//! host's socket table, so that closing the host can shut the socket down
+//! from outside while a read or write is pending. Reads and writes go straight
+//! to the socket: no task, channel or copy in between.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use virtnet_core::{AbortHandle, Transport};
+
+/// One end of an established lonet connection.
+pub(crate) struct TcpTransport(Arc<TcpStream>);
+
+impl TcpTransport {
+    pub(crate) fn new(stream: TcpStream) -> TcpTransport {
+        TcpTransport(Arc::new(stream))
+    }
+}
+
+impl AsyncRead for TcpTransport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read_buf(buf) {
+                Ok(_) => return Poll::Ready(Ok(())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for TcpTransport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(data) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
+    }
+}
+
+impl Transport for TcpTransport {
+    fn abort_handle(&self) -> AbortHandle {
+        let stream = self.0.clone();
+        Box::new(move || {
+            // Wakes pending reads (end of stream) and writes (broken pipe);
+            // the peer sees end of stream. It fails only if the socket is
+            // already disconnected, which is what we want anyway.
+            let _ = SockRef::from(&*stream).shutdown(std::net::Shutdown::Both);
+        })
+    }
+}
