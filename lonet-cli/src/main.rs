@@ -54,7 +54,8 @@ enum Command {
         echo: bool,
     },
     /// Create HOST on NET and dial ADDR: stdin goes to the connection, the
-    /// connection to stdout; half-closes when stdin ends, exits when the peer closes.
+    /// connection to stdout; half-closes when stdin ends, exits when the peer
+    /// closes (once all of stdin is sent, unless stdin is a terminal).
     Dial {
         /// The network's name (without the "lonet" prefix).
         net: String,

@@ -1,11 +1,12 @@
 //! `lonet listen` and `lonet dial`: a host of this process, wired to stdin
 //! and stdout.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::path::Path;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::Mutex;
 use virtnet_core::{Conn, Listener, SubNetwork};
 
@@ -35,8 +36,14 @@ impl Mode {
 /// and serves connections until interrupted (or, with `--once`, until the
 /// one connection ends). The host leaves the network on exit.
 pub async fn listen(root: &Path, net: &str, host: &str, laddr: &str, mode: Mode) -> io::Result<()> {
+    // Catch signals before saying "listening on", so that whoever waits for
+    // that line can stop us cleanly at once.
+    let mut interrupts = Interrupts::new()?;
     let subnet = lonet::Builder::new(net).root(root).join().await?;
-    let result = serve(&subnet, host, laddr, mode).await;
+    let result = tokio::select! {
+        result = serve(&subnet, host, laddr, mode) => result,
+        () = interrupts.recv() => Ok(()),
+    };
     let closed = subnet.close().await;
     result.and(closed)
 }
@@ -49,24 +56,14 @@ async fn serve(subnet: &SubNetwork, host: &str, laddr: &str, mode: Mode) -> io::
         listener.local_addr(),
         subnet.network()
     );
-    if let Mode::Once = mode {
-        return tokio::select! {
-            conn = listener.accept() => stdio(announce(conn?)).await,
-            () = interrupted() => Ok(()),
-        };
-    }
-    let stdout = Arc::new(Mutex::new(tokio::io::stdout()));
-    tokio::select! {
-        result = accept_loop(&listener, mode, stdout) => result,
-        () = interrupted() => Ok(()),
+    match mode {
+        Mode::Once => stdio(announce(listener.accept().await?)).await,
+        Mode::Print | Mode::Echo => accept_loop(&listener, mode).await,
     }
 }
 
-async fn accept_loop(
-    listener: &Listener,
-    mode: Mode,
-    stdout: Arc<Mutex<tokio::io::Stdout>>,
-) -> io::Result<()> {
+async fn accept_loop(listener: &Listener, mode: Mode) -> io::Result<()> {
+    let stdout = Arc::new(Mutex::new(tokio::io::stdout()));
     loop {
         let conn = announce(listener.accept().await?);
         let stdout = stdout.clone();
@@ -110,7 +107,8 @@ async fn copy_locked(
 }
 
 /// Checks that network `net` exists, joins it, creates `host`, dials `addr`,
-/// and connects the connection to stdin and stdout.
+/// and connects the connection to stdin and stdout until the peer closes or
+/// we are interrupted. The host leaves the network on exit.
 pub async fn dial(root: &Path, net: &str, host: &str, addr: &str) -> io::Result<()> {
     lonet::dirs::check_name(net)?;
     if !root.join(net).join(lonet::dirs::REGISTRY_FILE).is_file() {
@@ -119,14 +117,18 @@ pub async fn dial(root: &Path, net: &str, host: &str, addr: &str) -> io::Result<
             format!("no network {net:?} under {}", root.display()),
         ));
     }
+    let mut interrupts = Interrupts::new()?;
     let subnet = lonet::Builder::new(net).root(root).join().await?;
-    let result = async {
+    let session = async {
         let host = subnet.new_host(host).await?;
         let conn = host.dial(addr).await?;
         eprintln!("connected {} -> {}", conn.local_addr(), conn.peer_addr());
         stdio(conn).await
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        result = session => result,
+        () = interrupts.recv() => Ok(()),
+    };
     let closed = subnet.close().await;
     result.and(closed)
 }
@@ -136,16 +138,23 @@ fn announce(conn: Conn) -> Conn {
     conn
 }
 
-/// stdin to `conn` (half-closing it when stdin ends), `conn` to stdout;
-/// returns when the peer closes.
+/// stdin to `conn` (half-closing it when stdin ends), `conn` to stdout.
+///
+/// Returns once the peer has closed its side and, unless stdin is a
+/// terminal, all of stdin is sent: like netcat, piped data is never cut off
+/// because the peer finished first. With a terminal, returns when the peer
+/// closes.
 async fn stdio(conn: Conn) -> io::Result<()> {
     let (mut r, w) = tokio::io::split(conn);
     let up = tokio::spawn(send_stdin(w));
     let mut stdout = tokio::io::stdout();
     let down = tokio::io::copy(&mut r, &mut stdout).await;
-    let flushed = stdout.flush().await;
-    up.abort();
-    down.and(flushed).map(|_| ())
+    let down = down.and(stdout.flush().await);
+    if down.is_err() || io::stdin().is_terminal() {
+        up.abort();
+        return down.map(drop);
+    }
+    up.await.map_err(io::Error::other)?
 }
 
 async fn send_stdin(mut w: impl AsyncWrite + Unpin) -> io::Result<()> {
@@ -153,18 +162,25 @@ async fn send_stdin(mut w: impl AsyncWrite + Unpin) -> io::Result<()> {
     w.shutdown().await
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Ctrl-C and SIGTERM, caught from the moment this is made.
+struct Interrupts {
+    int: Signal,
+    term: Signal,
+}
+
+impl Interrupts {
+    fn new() -> io::Result<Interrupts> {
+        Ok(Interrupts {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Completes on the first Ctrl-C or SIGTERM (also one that came earlier).
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }

@@ -1,0 +1,524 @@
+//! Runs the real `lonet` binary as child processes. Every test has its own
+//! temporary root (passed with `--root`), and its children get a private
+//! `TMPDIR` too, so nothing can reach the default root. Tests synchronise on
+//! the children's output and exits only; [`HANG_GUARD`] merely turns a hang
+//! into a failure. Children are killed when dropped.
+
+use std::future::Future;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+
+/// Long enough never to matter unless something hangs.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// `f`, or a panic naming `what` if it hangs.
+async fn guard<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(HANG_GUARD, f)
+        .await
+        .unwrap_or_else(|_| panic!("hung: {what}"))
+}
+
+/// A temporary directory holding the networks' root and the children's TMPDIR.
+struct Root {
+    tmp: TempDir,
+}
+
+/// A finished `lonet` run.
+#[derive(Debug)]
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    /// The exit code; panics (showing the output) if killed by a signal.
+    fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal: {self:?}"))
+    }
+
+    /// Asserts that the run exited with `code`.
+    fn expect(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), code, "{self:?}");
+        self
+    }
+
+    /// The stdout line starting with `prefix`, if any.
+    fn line(&self, prefix: &str) -> Option<&str> {
+        self.stdout.lines().find(|l| l.starts_with(prefix))
+    }
+}
+
+impl Root {
+    fn new() -> Root {
+        Root {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Where networks live (`--root`); created by `lonet` when needed.
+    fn path(&self) -> PathBuf {
+        self.tmp.path().join("root")
+    }
+
+    /// `lonet --root <root> args…`, with no stdin and piped output.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lonet"));
+        cmd.arg("--root")
+            .arg(self.path())
+            .args(args)
+            .env("TMPDIR", self.tmp.path().join("tmp"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Starts `lonet args…` now, with `input` on stdin; the future is its run
+    /// to the end.
+    fn run(&self, args: &[&str], input: &[u8]) -> impl Future<Output = Output> + 'static {
+        let mut child = self.command(args).stdin(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_owned();
+        let what = format!("lonet {args:?}");
+        async move {
+            guard(&what, async {
+                let feed = async move {
+                    // The child may have exited without reading it all.
+                    let _ = stdin.write_all(&input).await;
+                };
+                let (out, ()) = tokio::join!(child.wait_with_output(), feed);
+                let out = out.unwrap();
+                Output {
+                    status: out.status,
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                }
+            })
+            .await
+        }
+    }
+
+    /// Starts `lonet args…` with a piped stdin.
+    fn spawn(&self, args: &[&str]) -> Proc {
+        let mut child = self.command(args).stdin(Stdio::piped()).spawn().unwrap();
+        Proc {
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take().unwrap(),
+            stderr: BufReader::new(child.stderr.take().unwrap()).lines(),
+            log: Vec::new(),
+            child,
+        }
+    }
+
+    /// Starts `lonet listen args…` and waits until it says where it listens;
+    /// returns it and that address.
+    async fn listen(&self, args: &[&str]) -> (Proc, String) {
+        let mut listener = self.spawn(&[&["listen"], args].concat());
+        let line = listener.wait_for("listening on ").await;
+        let addr = line["listening on ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        (listener, addr)
+    }
+
+    /// `lonet hosts net`, which must succeed.
+    async fn hosts(&self, net: &str) -> Output {
+        let out = self.run(&["hosts", net], b"").await;
+        out.expect(0);
+        assert_eq!(out.stdout.lines().next(), Some("HOST\tOS ADDRESS\tSTATUS"));
+        out
+    }
+}
+
+/// A running `lonet`: stdin to write, stdout to read, stderr read by lines.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
+    stderr: Lines<BufReader<ChildStderr>>,
+    /// The stderr lines read so far.
+    log: Vec<String>,
+}
+
+impl Proc {
+    /// Reads stderr up to the first line starting with `prefix`; returns it.
+    async fn wait_for(&mut self, prefix: &str) -> String {
+        let what = format!("a stderr line starting with {prefix:?}");
+        guard(&what, async {
+            while let Some(line) = self.stderr.next_line().await.unwrap() {
+                self.log.push(line.clone());
+                if line.starts_with(prefix) {
+                    return line;
+                }
+            }
+            panic!("stderr ended without {prefix:?}: {:?}", self.log);
+        })
+        .await
+    }
+
+    /// Writes `data` to stdin in the background, then closes it.
+    fn feed(&mut self, data: &[u8]) {
+        let mut stdin = self.stdin.take().expect("stdin still open");
+        let data = data.to_owned();
+        // An error (the child exited without reading it all) shows in the
+        // test's assertions on what the other side received.
+        tokio::spawn(async move { stdin.write_all(&data).await });
+    }
+
+    /// Sends signal `sig` to the process.
+    fn signal(&self, sig: i32) {
+        let pid = self.child.id().expect("not reaped yet") as i32;
+        // SAFETY: kill has no memory-safety preconditions; the pid is our
+        // child's, which is not reaped yet, so it cannot have been reused.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    /// Waits for the process to exit; returns its status, all of its stdout
+    /// and the rest of its stderr (after the lines already read).
+    async fn finish(mut self) -> Output {
+        drop(self.stdin.take());
+        guard("a child's exit", async {
+            let mut stdout = Vec::new();
+            let mut stderr = self.log.join("\n");
+            let (out, err) = tokio::join!(self.stdout.read_to_end(&mut stdout), async {
+                while let Some(line) = self.stderr.next_line().await? {
+                    stderr.push('\n');
+                    stderr.push_str(&line);
+                }
+                std::io::Result::Ok(())
+            });
+            out.unwrap();
+            err.unwrap();
+            Output {
+                status: self.child.wait().await.unwrap(),
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr,
+            }
+        })
+        .await
+    }
+}
+
+/// The names of the entries under `root` (none if it does not exist).
+fn entries(root: &Root) -> Vec<String> {
+    match std::fs::read_dir(root.path()) {
+        Ok(dir) => dir
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn demo_predicts_addresses_and_cleans_up() {
+    let root = Root::new();
+    let out = root.run(&["demo"], b"").await;
+    out.expect(0);
+    assert!(
+        out.stdout.contains(&root.path().display().to_string()),
+        "the demo's network is not under --root: {out:?}"
+    );
+    for want in [
+        "α's listener: as predicted (listening on α:10)",
+        "β's connection: as predicted (connected β:1 -> α:1)",
+        "α's accepted connection: as predicted (accepted α:1 <- β:1)",
+        "β:1 sent \"hello from β\\n\" (14 bytes), then half-closed",
+        "β:1 got back \"hello from β\\n\" (14 bytes) from α:1",
+        "cleaned up",
+    ] {
+        assert!(out.stdout.contains(want), "missing {want:?} in {out:?}");
+    }
+    assert_eq!(entries(&root), Vec::<String>::new(), "left behind");
+}
+
+#[tokio::test]
+async fn echo_listener_sends_back_and_leaves_on_sigterm() {
+    let root = Root::new();
+    let (mut listener, addr) = root.listen(&["echo", "α", ":7", "--echo"]).await;
+    assert_eq!(addr, "α:7");
+    assert!(listener.log[0].starts_with("listening on α:7 (network lonetecho)"));
+
+    let data = "ping ✓\n".repeat(1000);
+    let dialed = root
+        .run(&["dial", "echo", "β", "α:7"], data.as_bytes())
+        .await;
+    dialed.expect(0);
+    assert_eq!(dialed.stdout, data, "the echo differs");
+    assert!(dialed.stderr.contains("connected β:1 -> α:1"), "{dialed:?}");
+    assert_eq!(listener.wait_for("accepted ").await, "accepted α:1 <- β:1");
+
+    listener.signal(libc::SIGTERM);
+    let out = listener.finish().await;
+    out.expect(0);
+    assert!(out.stderr.contains("α:1 <- β:1: closed"), "{out:?}");
+    let hosts = root.hosts("echo").await;
+    assert_eq!(hosts.stdout.lines().count(), 1, "hosts remain: {hosts:?}");
+}
+
+#[tokio::test]
+async fn once_exchanges_stdin_both_ways() {
+    let root = Root::new();
+    let (mut listener, addr) = root.listen(&["once", "α", "--once"]).await;
+    assert_eq!(addr, "α:1", "the default port is the lowest free one");
+    listener.feed(b"from alpha\n");
+
+    let dialed = root
+        .run(&["dial", "once", "β", &addr], b"from beta\n")
+        .await;
+    dialed.expect(0);
+    assert_eq!(dialed.stdout, "from alpha\n");
+
+    let out = listener.finish().await;
+    out.expect(0);
+    assert_eq!(out.stdout, "from beta\n");
+    assert!(out.stderr.contains("accepted α:2 <- β:1"), "{out:?}");
+    let hosts = root.hosts("once").await;
+    assert_eq!(hosts.stdout.lines().count(), 1, "hosts remain: {hosts:?}");
+}
+
+/// Piped stdin is sent in full even when the peer has nothing to send and
+/// half-closes at once (netcat-style file transfer, in both directions).
+#[tokio::test]
+async fn once_sends_all_piped_stdin_after_the_peer_finished() {
+    let root = Root::new();
+    let file: String = (0..30_000).map(|i| format!("line {i}\n")).collect();
+
+    let (mut listener, addr) = root.listen(&["xfer", "α", "--once"]).await;
+    listener.feed(file.as_bytes());
+    let dialed = root.run(&["dial", "xfer", "β", &addr], b"").await;
+    dialed.expect(0);
+    assert!(
+        dialed.stdout == file,
+        "listener's stdin cut off: {dialed:.200?}"
+    );
+    listener.finish().await.expect(0);
+
+    let (listener, addr) = root.listen(&["xfer", "α", "--once"]).await;
+    let (dialed, out) = tokio::join!(
+        root.run(&["dial", "xfer", "β", &addr], file.as_bytes()),
+        listener.finish()
+    );
+    dialed.expect(0);
+    out.expect(0);
+    assert!(out.stdout == file, "dialer's stdin cut off: {out:.200?}");
+}
+
+#[tokio::test]
+async fn default_listen_prints_every_connection() {
+    let root = Root::new();
+    let (mut listener, addr) = root.listen(&["print", "α", ":5"]).await;
+    let (one, two) = tokio::join!(
+        root.run(&["dial", "print", "β", &addr], b"one from beta\n"),
+        root.run(&["dial", "print", "γ", &addr], b"two from gamma\n"),
+    );
+    one.expect(0);
+    two.expect(0);
+    assert_eq!((one.stdout.as_str(), two.stdout.as_str()), ("", ""));
+
+    let first = listener.wait_for("accepted ").await;
+    let second = listener.wait_for("accepted ").await;
+    let mut peers = [first, second].map(|l| l.split(" <- ").nth(1).unwrap().to_owned());
+    peers.sort();
+    assert_eq!(peers, ["β:1", "γ:1"]);
+
+    listener.signal(libc::SIGTERM);
+    let out = listener.finish().await;
+    out.expect(0);
+    let mut got: Vec<&str> = out.stdout.lines().collect();
+    got.sort();
+    assert_eq!(got, ["one from beta", "two from gamma"], "{out:?}");
+}
+
+#[tokio::test]
+async fn ls_and_hosts_follow_a_listener() {
+    let root = Root::new();
+    let empty = root.run(&["ls"], b"").await;
+    empty.expect(0);
+    assert_eq!(empty.stdout, "NETWORK\tHOSTS\n");
+
+    let (listener, _) = root.listen(&["lsnet", "α", ":3"]).await;
+    let ls = root.run(&["ls"], b"").await;
+    ls.expect(0);
+    assert_eq!(ls.stdout, "NETWORK\tHOSTS\nlsnet\t1\n");
+
+    let hosts = root.hosts("lsnet").await;
+    let alpha = hosts.line("α\t").expect("α listed");
+    let fields: Vec<&str> = alpha.split('\t').collect();
+    assert!(fields[1].starts_with("127.0.0.1:"), "{alpha:?}");
+    assert_eq!(fields[2], "answers");
+    assert_eq!(hosts.stdout.lines().count(), 2, "{hosts:?}");
+
+    let dup = root.run(&["listen", "lsnet", "α", ":4"], b"").await;
+    assert_eq!(dup.code(), 1, "{dup:?}");
+    assert!(dup.stderr.contains("host already registered"), "{dup:?}");
+
+    listener.signal(libc::SIGTERM);
+    listener.finish().await.expect(0);
+    assert!(root.hosts("lsnet").await.line("α").is_none());
+    let ls = root.run(&["ls"], b"").await;
+    assert_eq!(ls.stdout, "NETWORK\tHOSTS\nlsnet\t0\n");
+}
+
+/// A SIGTERM right after "listening on" is already a clean stop: the listener
+/// catches signals before it says where it listens.
+#[tokio::test]
+async fn sigterm_right_after_listening_on_is_clean() {
+    let root = Root::new();
+    for _ in 0..10 {
+        let (listener, _) = root.listen(&["early", "α"]).await;
+        listener.signal(libc::SIGTERM);
+        listener.finish().await.expect(0);
+    }
+    assert_eq!(root.hosts("early").await.stdout.lines().count(), 1);
+}
+
+#[tokio::test]
+async fn hosts_says_a_killed_listener_does_not_answer() {
+    let root = Root::new();
+    let (listener, _) = root.listen(&["killed", "α", ":3"]).await;
+    listener.signal(libc::SIGKILL);
+    let out = listener.finish().await;
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+
+    let hosts = root.hosts("killed").await;
+    let alpha = hosts.line("α\t").expect("a killed host's entry stays");
+    assert!(alpha.contains("\tdoes not answer"), "{alpha:?}");
+    let ls = root.run(&["ls"], b"").await;
+    assert_eq!(ls.stdout, "NETWORK\tHOSTS\nkilled\t1\n");
+}
+
+#[tokio::test]
+async fn rm_removes_a_network_and_refuses_other_paths() {
+    let root = Root::new();
+    let (listener, _) = root.listen(&["gone", "α"]).await;
+    listener.signal(libc::SIGTERM);
+    listener.finish().await.expect(0);
+    assert!(root.path().join("gone").is_dir());
+
+    let out = root.run(&["rm", "gone"], b"").await;
+    out.expect(0);
+    assert!(out.stderr.contains("removed network gone"), "{out:?}");
+    assert!(!root.path().join("gone").exists());
+
+    let again = root.run(&["rm", "gone"], b"").await;
+    again.expect(3);
+    assert!(again.stderr.contains("no network \"gone\""), "{again:?}");
+
+    for bad in ["..", "a/b", ".", ""] {
+        let out = root.run(&["rm", bad], b"").await;
+        assert_ne!(out.code(), 0, "{bad:?}: {out:?}");
+        assert!(out.stderr.contains("invalid network name"), "{out:?}");
+    }
+    std::fs::write(root.path().join("file"), b"keep").unwrap();
+    std::os::unix::fs::symlink(root.tmp.path(), root.path().join("link")).unwrap();
+    for other in ["file", "link"] {
+        let out = root.run(&["rm", other], b"").await;
+        assert_ne!(out.code(), 0, "{other:?}: {out:?}");
+        assert!(out.stderr.contains("is not a network directory"), "{out:?}");
+    }
+    assert!(root.path().join("file").is_file() && root.path().is_dir());
+}
+
+#[tokio::test]
+async fn dial_errors_have_their_exit_codes() {
+    let root = Root::new();
+    let missing = root.run(&["dial", "nosuchnet", "β", "α:7"], b"").await;
+    missing.expect(3);
+    assert!(missing.stderr.contains("nosuchnet"), "{missing:?}");
+    assert!(entries(&root).is_empty(), "dial created a network");
+    root.run(&["hosts", "nosuchnet"], b"").await.expect(3);
+
+    let (_listener, _) = root.listen(&["errs", "α", ":7"]).await;
+    let refused = root.run(&["dial", "errs", "β", "α:8"], b"").await;
+    refused.expect(6);
+    assert!(refused.stderr.contains("connection refused"), "{refused:?}");
+    let no_host = root.run(&["dial", "errs", "β", "γ:7"], b"").await;
+    no_host.expect(4);
+    assert!(no_host.stderr.contains("no such host"), "{no_host:?}");
+    // The failed dialers' β left the network with them.
+    let hosts = root.hosts("errs").await;
+    assert!(hosts.line("β").is_none(), "{hosts:?}");
+}
+
+#[tokio::test]
+async fn interrupted_dialer_leaves_the_network() {
+    let root = Root::new();
+    let (_listener, addr) = root.listen(&["intr", "α"]).await;
+    let mut dialer = root.spawn(&["dial", "intr", "β", &addr]);
+    dialer.wait_for("connected ").await;
+    assert!(root.hosts("intr").await.line("β\t").is_some());
+    dialer.signal(libc::SIGTERM);
+    dialer.finish().await.expect(0);
+    assert!(root.hosts("intr").await.line("β").is_none());
+}
+
+#[tokio::test]
+async fn bad_usage_exits_2() {
+    let root = Root::new();
+    for args in [
+        &[][..],
+        &["nosuchcommand"],
+        &["dial"],
+        &["dial", "net", "β"],
+        &["listen", "net"],
+        &["listen", "net", "α", "--once", "--echo"],
+        &["hosts"],
+        &["rm"],
+        &["ls", "extra"],
+    ] {
+        let out = root.run(args, b"").await;
+        out.expect(2);
+        assert!(out.stderr.contains("Usage: lonet"), "{args:?}: {out:?}");
+    }
+    assert!(!root.path().exists(), "bad usage touched the root");
+}
+
+#[tokio::test]
+async fn help_describes_every_command() {
+    let root = Root::new();
+    let top = root.run(&["--help"], b"").await;
+    top.expect(0);
+    for want in [
+        "--root <DIR>",
+        "demo",
+        "ls",
+        "hosts",
+        "listen",
+        "dial",
+        "rm",
+    ] {
+        assert!(top.stdout.contains(want), "{want:?} in {top:?}");
+    }
+    for (command, wants) in [
+        ("demo", &[][..]),
+        ("ls", &[]),
+        ("hosts", &["<NET>"]),
+        (
+            "listen",
+            &["<NET>", "<HOST>", "[LADDR]", "--once", "--echo"],
+        ),
+        ("dial", &["<NET>", "<HOST>", "<ADDR>"]),
+        ("rm", &["<NET>"]),
+    ] {
+        let out = root.run(&[command, "--help"], b"").await;
+        out.expect(0);
+        assert!(out.stdout.contains(&format!("Usage: lonet {command}")));
+        for want in ["--root <DIR>", "--help"].iter().chain(wants) {
+            assert!(out.stdout.contains(want), "{want:?} in {out:?}");
+        }
+    }
+    assert!(!root.path().exists(), "--help touched the root");
+}
