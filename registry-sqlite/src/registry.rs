@@ -22,16 +22,23 @@ use crate::worker::{self, Reply, Request, Thread};
 ///   [`RegistryCause::NoHost`]; `unannounce` and `list` are supported. A busy
 ///   database (another process writing) is waited for, however long, never
 ///   reported.
-/// - **Threads**: the SQLite work runs on two threads of this handle (one
-///   for queries, one for writes), never on the caller's thread; the async
-///   methods only wait for their answer, and work on any executor. Dropping
-///   an operation's future does not cancel the operation: an `announce`
-///   already sent may still take effect.
+/// - **Threads**: the SQLite work runs on two threads of this handle
+///   (`regsqlite-r` for `query` and `list`, `regsqlite-w` for `announce`
+///   and `unannounce`), never on the caller's thread; the async methods
+///   only wait for their answer, and work on any executor. A query is
+///   never held up by a write waiting for another process's lock.
+/// - **Order and cancellation**: an operation is sent to its thread when
+///   its future is first polled, and is then carried out even if the
+///   future is dropped (unless the handle is closed or dropped first). Writes through one handle are carried out in the
+///   order they were sent (so an `unannounce` sent after a dropped
+///   `announce` undoes it), and an operation that completed is seen by
+///   every later one, through any handle.
 /// - **Closing**: after [`close`](Registry::close) returns, this handle has
 ///   closed its connections and every call answers
-///   [`RegistryCause::Down`]; other handles are unaffected. Dropping the
-///   handle also stops its threads and releases the file, in the
-///   background.
+///   [`RegistryCause::Down`]; other handles are unaffected. An operation
+///   waiting for a busy database when the handle is closed answers `Down`.
+///   Dropping the handle does the same without waiting: its threads close
+///   the connections and end in the background.
 ///
 /// Errors read `<path>: <op> <args>: <cause>`, for example
 /// `/tmp/lonet/mynet/registry.db: query "γ": no such host`.
@@ -198,6 +205,16 @@ impl Registry for SqliteRegistry {
         self.reader.close().await;
         self.writer.close().await;
         Ok(())
+    }
+}
+
+impl Drop for SqliteRegistry {
+    /// Stops the threads without waiting for them: an operation still
+    /// waiting for a busy database gives up, queued ones are dropped, and
+    /// each thread closes its connection and ends.
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        // Dropping the channels (the fields) wakes the sleeping threads.
     }
 }
 

@@ -78,4 +78,25 @@ fn threads_stop_on_close_drop_and_failed_open() {
     wait_for_threads(0);
     assert_eq!(files(dir.path()), 1, "the file is still open");
     assert_eq!(common::hosts(&common::raw(&path))["α"], "1");
+
+    // A handle dropped while its announce waits for a lock held elsewhere:
+    // the wait is abandoned and the threads end, lock or no lock.
+    let d = SqliteRegistry::open_blocking(&path, "mynet").unwrap();
+    wait_for_threads(2);
+    let other = common::raw(&path);
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut announce = Box::pin(d.announce("β", "2"));
+    assert!(rt
+        .block_on(async { futures::poll!(&mut announce) })
+        .is_pending());
+    drop(announce);
+    drop(d);
+    wait_for_threads(0);
+    other.execute_batch("COMMIT").unwrap();
+    let err = common::raw(&path)
+        .query_row("SELECT osladdr FROM hosts WHERE hostname = 'β'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .unwrap_err();
+    assert_eq!(err, rusqlite::Error::QueryReturnedNoRows);
 }
