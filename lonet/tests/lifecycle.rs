@@ -1,0 +1,163 @@
+//! lonet beyond the shared suite: handshake deadline, bad peers and registry
+//! entries, and a custom registry.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use virtnet_core::SubNetwork;
+
+/// A guard against hangs only: no assertion depends on it.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+async fn join(root: &std::path::Path, name: &str) -> SubNetwork {
+    lonet::Builder::new(name)
+        .root(root)
+        .handshake_timeout(Duration::from_millis(300))
+        .join()
+        .await
+        .unwrap()
+}
+
+/// Dials α:1 from `from` while `l` accepts, and checks bytes flow.
+async fn works(from: &virtnet_core::Host, l: &virtnet_core::Listener) {
+    let (c, s) = tokio::join!(from.dial("α:1"), l.accept());
+    let (mut c, mut s) = (c.unwrap(), s.unwrap());
+    c.write_all(b"ok").await.unwrap();
+    let mut buf = [0; 2];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ok");
+}
+
+/// A peer that connects and says nothing is dropped at the deadline, and
+/// holds up nobody meanwhile; so is one that stops halfway through its line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_half_sent_requests_are_dropped() {
+    let root = tempfile::tempdir().unwrap();
+    let net = join(root.path(), "silent").await;
+    let alpha = net.new_host("α").await.unwrap();
+    let beta = net.new_host("β").await.unwrap();
+    let l = alpha.listen(":1").await.unwrap();
+    let os_addr = net.registry().query("α").await.unwrap();
+
+    let mut silent = TcpStream::connect(&os_addr).await.unwrap();
+    let mut half = TcpStream::connect(&os_addr).await.unwrap();
+    half.write_all(b"> lonet \"lonetsilent\" dial \"x:1\"")
+        .await
+        .unwrap();
+    works(&beta, &l).await;
+    for peer in [&mut silent, &mut half] {
+        let mut buf = [0; 64];
+        let n = tokio::time::timeout(HANG_GUARD, peer.read(&mut buf))
+            .await
+            .expect("dropped at the deadline")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "no reply, just closed: {:?}", &buf[..n]);
+    }
+    // a peer that closes mid-line is dropped too; the listener keeps serving
+    let mut gone = TcpStream::connect(&os_addr).await.unwrap();
+    gone.write_all(b"> lonet \"lon").await.unwrap();
+    drop(gone);
+    works(&beta, &l).await;
+    net.close().await.unwrap();
+}
+
+/// A registry entry that points at a dead port or at garbage gives a clear
+/// `loconnect` error, and frees the source port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_registry_entries_fail_clearly() {
+    let root = tempfile::tempdir().unwrap();
+    let net = join(root.path(), "ghosts").await;
+    let beta = net.new_host("β").await.unwrap();
+    // a port that was just free: nobody listens there
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    net.registry().announce("ghost", &dead).await.unwrap();
+    net.registry()
+        .announce("garbage", "not an address")
+        .await
+        .unwrap();
+
+    let err = beta.dial("ghost:1").await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "dial lonetghosts β:1->ghost:1: loconnect {dead}: "
+        )),
+        "{text}"
+    );
+    let err = beta.dial("garbage:1").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "dial lonetghosts β:1->garbage:1: loconnect not an address: registry entry is not an OS address"
+    );
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    net.close().await.unwrap();
+}
+
+/// Two subnetworks in one process that find each other through a registry of
+/// the user's choosing (here pipenet's in-memory one): no files at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_registry_is_used_instead_of_sqlite() {
+    let root = tempfile::tempdir().unwrap();
+    let registry = pipenet::RamRegistry::new("my registry");
+    let one = lonet::Builder::new("custom")
+        .root(root.path())
+        .registry(Arc::new(registry.handle()))
+        .join()
+        .await
+        .unwrap();
+    let two = lonet::Builder::new("custom")
+        .root(root.path())
+        .registry(Arc::new(registry.handle()))
+        .join()
+        .await
+        .unwrap();
+    let alpha = one.new_host("α").await.unwrap();
+    let beta = two.new_host("β").await.unwrap();
+    let l = alpha.listen(":1").await.unwrap();
+    works(&beta, &l).await;
+    let err = two.new_host("α").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "new host lonetcustom α: host already registered"
+    );
+    assert_eq!(
+        std::fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "no directory was made"
+    );
+    one.close().await.unwrap();
+    two.close().await.unwrap();
+}
+
+/// An empty name makes a fresh network with a unique decimal name.
+#[tokio::test]
+async fn empty_name_makes_a_fresh_network() {
+    let root = tempfile::tempdir().unwrap();
+    let a = lonet::Builder::new("")
+        .root(root.path())
+        .join()
+        .await
+        .unwrap();
+    let b = lonet::Builder::new("")
+        .root(root.path())
+        .join()
+        .await
+        .unwrap();
+    assert_ne!(a.network(), b.network());
+    let name = a.network().strip_prefix("lonet").unwrap();
+    assert!(
+        !name.is_empty() && name.bytes().all(|c| c.is_ascii_digit()),
+        "{name}"
+    );
+    assert!(root.path().join(name).join("registry.db").is_file());
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
