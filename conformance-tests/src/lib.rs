@@ -124,3 +124,8 @@ scenarios!($
     auto_close,
     host_name_reuse,
 );
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
