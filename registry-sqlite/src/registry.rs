@@ -29,10 +29,11 @@ use crate::worker::{self, Reply, Request, Thread};
 ///   never held up by a write waiting for another process's lock.
 /// - **Order and cancellation**: an operation is sent to its thread when
 ///   its future is first polled, and is then carried out even if the
-///   future is dropped (unless the handle is closed or dropped first). Writes through one handle are carried out in the
-///   order they were sent (so an `unannounce` sent after a dropped
-///   `announce` undoes it), and an operation that completed is seen by
-///   every later one, through any handle.
+///   future is dropped (unless the handle is closed or dropped first).
+///   Writes through one handle are carried out in the order they were sent
+///   (so an `unannounce` sent after a dropped `announce` undoes it), and an
+///   operation that completed is seen by every later one, through any
+///   handle.
 /// - **Closing**: after [`close`](Registry::close) returns, this handle has
 ///   closed its connections and every call answers
 ///   [`RegistryCause::Down`]; other handles are unaffected. An operation

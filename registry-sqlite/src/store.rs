@@ -236,8 +236,7 @@ fn setup_steps(path: &Path, network: &str, closed: Arc<AtomicBool>) -> Result<Co
     })?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Fail::Other(format!(
-            "cannot switch {} to WAL journal mode (it stays in {mode:?} mode)",
-            path.display()
+            "cannot switch to WAL journal mode (the file stays in {mode:?} mode)"
         )));
     }
 
@@ -256,8 +255,8 @@ fn setup_steps(path: &Path, network: &str, closed: Arc<AtomicBool>) -> Result<Co
 }
 
 /// Refuses, without writing, a file that is not an SQLite database, is
-/// damaged, is a database but not a registry, or that belongs to another schema or
-/// network.
+/// damaged, is a database but not a registry, or belongs to another schema
+/// or network.
 fn precheck(conn: &Connection, network: &str) -> Result<(), Fail> {
     let mut st = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
     let tables = st
