@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
@@ -237,14 +238,20 @@ pub async fn duplicate_host(fx: Fixture) {
     fx.net.close().await.unwrap();
 }
 
-/// Closing a host ends its blocked accept, read and write with "host is
-/// down", shows its peers end of stream, and refuses new operations.
-pub async fn host_close_interrupts(fx: Fixture) {
-    let n = fx.net.network().to_owned();
-    let (a, b) = hosts(&fx).await;
+/// Blocks an accept (on α:1), a read (on α:2) and a write (on α:3) on host
+/// `a`, runs `close`, and asserts that each ends with `cause`. Returns the
+/// listener, the read connection's two ends and the write connection's
+/// client end (β:1, α:2, β:2), for further checks.
+async fn assert_blocked_ops_end(
+    a: &Host,
+    b: &Host,
+    cause: VirtError,
+    close: impl Future<Output = ()>,
+) -> (Listener, Conn, Conn, Conn) {
+    let n = a.network().to_owned();
     let l = a.listen("").await.unwrap();
-    let (mut c1, mut s1) = connect(&b, "α:1", &l).await;
-    let (_c2, mut s2) = connect(&b, "α:1", &l).await;
+    let (c1, mut s1) = connect(b, "α:1", &l).await;
+    let (c2, mut s2) = connect(b, "α:1", &l).await;
 
     let mut accept = Box::pin(l.accept());
     assert!(poll!(&mut accept).is_pending());
@@ -255,23 +262,24 @@ pub async fn host_close_interrupts(fx: Fixture) {
     let mut write = Box::pin(s2.write_all(&big));
     assert!(poll!(&mut write).is_pending());
 
-    a.close().await.expect("close α");
+    close.await;
+    let what = cause.as_str();
+    assert_fails(accept.await, cause, &format!("accept {n} α:1: {what}"));
+    assert_fails(read.await, cause, &format!("read {n} α:2->β:1: {what}"));
+    assert_fails(write.await, cause, &format!("write {n} α:3->β:2: {what}"));
+    (l, c1, s1, c2)
+}
+
+/// Closing a host ends its blocked accept, read and write with "host is
+/// down", shows its peers end of stream, and refuses new operations.
+pub async fn host_close_interrupts(fx: Fixture) {
+    let n = fx.net.network().to_owned();
+    let (a, b) = hosts(&fx).await;
+    let (l, mut c1, mut s1, _c2) = assert_blocked_ops_end(&a, &b, VirtError::HostDown, async {
+        a.close().await.expect("close α");
+    })
+    .await;
     assert!(a.is_closed());
-    assert_fails(
-        accept.await,
-        VirtError::HostDown,
-        &format!("accept {n} α:1: host is down"),
-    );
-    assert_fails(
-        read.await,
-        VirtError::HostDown,
-        &format!("read {n} α:2->β:1: host is down"),
-    );
-    assert_fails(
-        write.await,
-        VirtError::HostDown,
-        &format!("write {n} α:3->β:2: host is down"),
-    );
     // later operations on its connections fail the same way
     assert_fails(
         s1.write_all(b"x").await,
@@ -279,6 +287,7 @@ pub async fn host_close_interrupts(fx: Fixture) {
         &format!("write {n} α:2->β:1: host is down"),
     );
     // the peer sees end of stream
+    let mut buf = [0; 8];
     assert_eq!(c1.read(&mut buf).await.expect("peer read"), 0);
     // new operations are refused
     assert_fails(
@@ -319,36 +328,11 @@ pub async fn host_close_interrupts(fx: Fixture) {
 pub async fn subnetwork_close(fx: Fixture) {
     let n = fx.net.network().to_owned();
     let (a, b) = hosts(&fx).await;
-    let l = a.listen("").await.unwrap();
-    let (_c1, mut s1) = connect(&b, "α:1", &l).await;
-    let (_c2, mut s2) = connect(&b, "α:1", &l).await;
-
-    let mut accept = Box::pin(l.accept());
-    assert!(poll!(&mut accept).is_pending());
-    let mut buf = [0; 8];
-    let mut read = Box::pin(s1.read(&mut buf));
-    assert!(poll!(&mut read).is_pending());
-    let big = vec![0u8; BLOCKING_WRITE];
-    let mut write = Box::pin(s2.write_all(&big));
-    assert!(poll!(&mut write).is_pending());
-
-    fx.net.close().await.expect("close");
+    let _conns = assert_blocked_ops_end(&a, &b, VirtError::NetDown, async {
+        fx.net.close().await.expect("close");
+    })
+    .await;
     assert!(fx.net.is_closed() && a.is_closed() && b.is_closed());
-    assert_fails(
-        accept.await,
-        VirtError::NetDown,
-        &format!("accept {n} α:1: network is down"),
-    );
-    assert_fails(
-        read.await,
-        VirtError::NetDown,
-        &format!("read {n} α:2->β:1: network is down"),
-    );
-    assert_fails(
-        write.await,
-        VirtError::NetDown,
-        &format!("write {n} α:3->β:2: network is down"),
-    );
     assert_fails(
         b.dial("α:1").await,
         VirtError::NetDown,
