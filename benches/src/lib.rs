@@ -1,0 +1,1 @@
+//! virtnet benchmarks (being written).
