@@ -97,7 +97,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use virtnet_core::Addr;
 
-use crate::quote::{decode_rune, quote, scan_quoted};
+use virtnet_core::quote::{decode_rune, quote, scan_quoted};
 
 // ---------------------------------------------------------------------------
 // The request line.

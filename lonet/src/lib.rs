@@ -47,7 +47,7 @@
 pub mod dirs;
 mod engine;
 pub mod handshake;
-pub mod quote;
+pub use virtnet_core::quote;
 mod transport;
 
 use std::io;

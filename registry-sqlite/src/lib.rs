@@ -60,7 +60,6 @@
 //! [`Registry`]: virtnet_core::Registry
 #![warn(missing_docs)]
 
-mod quote;
 mod registry;
 mod store;
 mod worker;

@@ -35,7 +35,7 @@ use std::time::Duration;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::quote::go_quote;
+use virtnet_core::quote::quote as go_quote;
 
 /// The schema version this crate reads and writes (`meta.schemaver`).
 pub const SCHEMA_VERSION: &str = "lonet.1";

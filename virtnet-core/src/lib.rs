@@ -25,6 +25,8 @@
 //! - [`Registry`] (`registry.rs`): host name → host data, shared by all
 //!   subnetworks of a network.
 //! - [`Addr`] (`addr.rs`), [`VirtError`] and [`OpError`] (`error.rs`).
+//! - [`quote`]: Go's `%q` quoting, for texts that must match the reference
+//!   implementation byte for byte.
 //!
 //! # Example
 //! With pipenet, the in-process network:
@@ -63,6 +65,7 @@ mod host;
 mod listener;
 mod networker;
 mod ports;
+pub mod quote;
 mod registry;
 mod subnet;
 

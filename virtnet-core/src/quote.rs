@@ -1,4 +1,5 @@
-//! Go string quoting, as the lonet wire uses it.
+//! Go string quoting: how the reference implementation writes strings, on
+//! lonet's wire and in its messages.
 //!
 //! Every `"…"` on the lonet wire is Go's `%q` of a string, that is
 //! `strconv.Quote` of a *byte* string. This module writes such strings
@@ -11,7 +12,7 @@
 //! peer is hostile. Nothing here panics, whatever the input.
 //!
 //! ```
-//! use lonet::quote::{quote, scan_quoted, unquote};
+//! use virtnet_core::quote::{quote, scan_quoted, unquote};
 //!
 //! // Printable Unicode stays as it is; controls and `"` `\` are escaped.
 //! assert_eq!(quote("α:1".as_bytes()), r#""α:1""#);
@@ -75,7 +76,7 @@ impl Error for QuoteError {}
 /// Printable characters stay as they are.
 ///
 /// ```
-/// use lonet::quote::quote;
+/// use virtnet_core::quote::quote;
 ///
 /// assert_eq!(quote("日本語:42".as_bytes()), "\"日本語:42\"");
 /// assert_eq!(quote("\u{a0}\u{10ffff}".as_bytes()), r#""\u00a0\U0010ffff""#);
@@ -171,7 +172,7 @@ fn push_hex(out: &mut String, prefix: &str, v: u32, digits: u32) {
 /// [`QuoteError`].
 ///
 /// ```
-/// use lonet::quote::unquote;
+/// use virtnet_core::quote::unquote;
 ///
 /// assert_eq!(unquote(br#""\x41\101\u0041""#).unwrap(), b"AAA");
 /// assert_eq!(unquote(b"'c'").unwrap(), b"c");
@@ -303,7 +304,7 @@ fn unquote_char(s: &[u8], quote: u8) -> Result<(Value, &[u8]), QuoteError> {
 /// Go's `utf8.DecodeRune`: the first character of `s` and its length in
 /// bytes, or `None` and 1 when `s` does not start with valid UTF-8
 /// (`None` and 0 when `s` is empty).
-pub(crate) fn decode_rune(s: &[u8]) -> (Option<char>, usize) {
+pub fn decode_rune(s: &[u8]) -> (Option<char>, usize) {
     let head = s.get(..4).unwrap_or(s);
     match head.utf8_chunks().next() {
         None => (None, 0),
@@ -343,7 +344,7 @@ fn push_runes(out: &mut Vec<u8>, s: &[u8]) {
 /// double-quoted string is a [`QuoteError`].
 ///
 /// ```
-/// use lonet::quote::scan_quoted;
+/// use virtnet_core::quote::scan_quoted;
 ///
 /// let (value, rest) = scan_quoted(b"`lonet\"x` dial").unwrap();
 /// assert_eq!((value.as_slice(), rest), (&b"lonet\"x"[..], &b" dial"[..]));
