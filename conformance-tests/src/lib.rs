@@ -123,6 +123,7 @@ scenarios!($
     networker_trait_object,
     auto_close,
     host_name_reuse,
+    reference_scenario_traced,
 );
 
 /// The README's examples, compiled and run as doc tests.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use futures::{poll, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use virtnet_core::trace::Trace;
 use virtnet_core::{Conn, Host, Listener, Networker, RegistryCause, VirtError};
 
 use crate::Fixture;
@@ -609,5 +610,53 @@ pub async fn host_name_reuse(fx: Fixture) {
         let a2 = fx.net.new_host("α").await.expect("α again");
         assert_eq!(a2.listen("").await.unwrap().local_addr().to_string(), "α:1");
     }
+    fx.net.close().await.unwrap();
+}
+
+/// The reference scenario through an event [`Trace`]: the exact events, in
+/// order, on any network.
+pub async fn reference_scenario_traced(fx: Fixture) {
+    let n = fx.net.network().to_owned();
+    let (a, b) = hosts(&fx).await;
+    let trace = Trace::new();
+    let (a, b) = (trace.wrap(a), trace.wrap(b));
+    let _ = a.dial(":0").await;
+    let l1 = a.listen("").await.unwrap();
+    let _ = a.dial(":0").await;
+    let (c1c, c1s) = tokio::join!(b.dial("α:1"), l1.accept());
+    let (mut c1c, mut c1s) = (c1c.unwrap(), c1s.unwrap());
+    let (c2c, c2s) = tokio::join!(b.dial("α:1"), l1.accept());
+    let l2 = a.listen(":0").await.unwrap();
+    ping_pong(&mut c1c, &mut c1s).await;
+    c1c.shutdown().await.unwrap();
+    drop((c1c, c1s, c2c, c2s, l2, l1));
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    let expected = [
+        "dial α -> :0".to_owned(),
+        format!("dial-failed α -> :0: dial {n} α:1->α:0: connection refused"),
+        "listen α:1".into(),
+        "dial α -> :0".into(),
+        format!("dial-failed α -> :0: dial {n} α:2->α:0: connection refused"),
+        "dial β -> α:1".into(),
+        "accept α:2 <- β:1".into(),
+        "connect β:1 -> α:2".into(),
+        "dial β -> α:1".into(),
+        "accept α:3 <- β:2".into(),
+        "connect β:2 -> α:3".into(),
+        "listen α:4".into(),
+        r#"write β:1 -> α:2 "ping""#.into(),
+        r#"write α:2 -> β:1 "pong""#.into(),
+        "shutdown β:1 -> α:2".into(),
+        "close β:1 -> α:2".into(),
+        "close α:2 -> β:1".into(),
+        "close β:2 -> α:3".into(),
+        "close α:3 -> β:2".into(),
+        "close-listener α:4".into(),
+        "close-listener α:1".into(),
+        "close-host α".into(),
+        "close-host β".into(),
+    ];
+    assert_eq!(trace.lines(), expected);
     fx.net.close().await.unwrap();
 }

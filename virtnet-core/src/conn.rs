@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::engine::Transport;
 use crate::host::PortGuard;
+use crate::trace::{Event, Trace};
 use crate::{Addr, OpError, VirtError};
 
 /// A connection between two hosts: tokio [`AsyncRead`] + [`AsyncWrite`].
@@ -22,6 +23,8 @@ pub struct Conn {
     local: Addr,
     peer: Addr,
     port: PortGuard,
+    /// Where writes, shutdown and close are recorded, if traced.
+    observer: Option<Trace>,
 }
 
 impl Conn {
@@ -31,6 +34,19 @@ impl Conn {
             local,
             peer,
             port,
+            observer: None,
+        }
+    }
+
+    /// Records this connection's writes, shutdown and close into `trace`.
+    pub(crate) fn observe(&mut self, trace: Trace) {
+        self.observer = Some(trace);
+    }
+
+    fn record(&self, event: impl FnOnce(Addr, Addr) -> Event) {
+        if let Some(trace) = &self.observer {
+            let event = event(self.local.clone(), self.peer.clone());
+            trace.record(self.local.network(), event);
         }
     }
 
@@ -93,7 +109,16 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().guarded("write", |io| io.poll_write(cx, buf))
+        let this = self.get_mut();
+        let written = this.guarded("write", |io| io.poll_write(cx, buf));
+        if let Poll::Ready(Ok(n @ 1..)) = written {
+            this.record(|local, peer| Event::Write {
+                local,
+                peer,
+                data: buf[..n].to_vec(),
+            });
+        }
+        written
     }
 
     fn poll_write_vectored(
@@ -101,8 +126,19 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .guarded("write", |io| io.poll_write_vectored(cx, bufs))
+        let this = self.get_mut();
+        let written = this.guarded("write", |io| io.poll_write_vectored(cx, bufs));
+        if let Poll::Ready(Ok(n @ 1..)) = written {
+            if this.observer.is_some() {
+                let data: Vec<u8> = bufs
+                    .iter()
+                    .flat_map(|b| b.iter().copied())
+                    .take(n)
+                    .collect();
+                this.record(|local, peer| Event::Write { local, peer, data });
+            }
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -114,8 +150,18 @@ impl AsyncWrite for Conn {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut()
-            .guarded("shutdown", |io| io.poll_shutdown(cx))
+        let this = self.get_mut();
+        let done = this.guarded("shutdown", |io| io.poll_shutdown(cx));
+        if let Poll::Ready(Ok(())) = done {
+            this.record(|local, peer| Event::Shutdown { local, peer });
+        }
+        done
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.record(|local, peer| Event::Close { local, peer });
     }
 }
 

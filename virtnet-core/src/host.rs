@@ -93,10 +93,22 @@ impl Host {
         let dialed = tokio::select! {
             dialed = attempt => dialed,
             reason = h.down.wait() => Err(reason.into()),
+        };
+        let conn = dialed.and_then(|dialed| {
+            port.into_conn(dialed.transport, src.clone(), dialed.peer)
+                .map_err(io::Error::from)
+        });
+        match conn {
+            Ok(conn) => {
+                tracing::debug!(network = %net, src = %src, dst = %conn.peer_addr(), "virtnet: dial");
+                Ok(conn)
+            }
+            Err(e) => {
+                let e = fail(Some(&dst), e);
+                tracing::debug!(network = %net, src = %src, dst = %dst, error = %e, "virtnet: dial failed");
+                Err(e)
+            }
         }
-        .map_err(|e| fail(Some(&dst), e))?;
-        port.into_conn(dialed.transport, src.clone(), dialed.peer)
-            .map_err(|reason| fail(Some(&dst), reason.into()))
     }
 
     /// Starts listening on `laddr` (`:port` or `host:port` with this host's
@@ -136,6 +148,7 @@ impl Host {
         };
         let shared = Arc::new(ListenerShared::new(addr.with_port(port), self.0.clone()));
         table.replace(port, Socket::Listener(shared.clone()));
+        tracing::debug!(network = %h.subnet.network, addr = %addr.with_port(port), "virtnet: listen");
         Ok(Listener::new(shared))
     }
 
@@ -148,6 +161,7 @@ impl Host {
         if !h.shutdown(VirtError::HostDown) {
             return Ok(());
         }
+        tracing::debug!(network = %h.subnet.network, host = %h.name, "virtnet: host closed");
         {
             let mut hosts = lock(&h.subnet.hosts);
             if hosts.get(&h.name).is_some_and(|x| Arc::ptr_eq(x, h)) {
@@ -213,7 +227,9 @@ impl HostInner {
         let sockets = lock(&self.sockets).drain();
         for socket in sockets {
             match socket {
-                Socket::Listener(l) => l.shut(reason),
+                Socket::Listener(l) => {
+                    l.shut(reason);
+                }
                 Socket::Conn(abort) => abort(),
                 Socket::Reserved => {}
             }

@@ -25,6 +25,8 @@
 //! - [`Registry`] (`registry.rs`): host name → host data, shared by all
 //!   subnetworks of a network.
 //! - [`Addr`] (`addr.rs`), [`VirtError`] and [`OpError`] (`error.rs`).
+//! - [`trace`]: event traces a test can assert (`Trace::wrap` any
+//!   networker).
 //! - [`quote`]: Go's `%q` quoting, for texts that must match the reference
 //!   implementation byte for byte.
 //!
@@ -68,6 +70,7 @@ mod ports;
 pub mod quote;
 mod registry;
 mod subnet;
+pub mod trace;
 
 pub use addr::{join_host_port, split_host_port, Addr, AddrError, AddrErrorKind};
 pub use conn::Conn;

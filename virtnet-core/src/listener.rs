@@ -13,6 +13,7 @@ use futures::Stream;
 use crate::conn::Conn;
 use crate::engine::Incoming;
 use crate::host::HostInner;
+use crate::trace::{Event, Trace};
 use crate::{lock, Addr, OpError, VirtError};
 
 /// A listening socket on a host. Accepted connections get a fresh port of
@@ -23,6 +24,8 @@ pub struct Listener {
     shared: Arc<ListenerShared>,
     /// The stream has reported the end.
     ended: bool,
+    /// Where accepts and the close are recorded, if traced.
+    observer: Option<Trace>,
 }
 
 pub(crate) struct ListenerShared {
@@ -43,6 +46,7 @@ impl Listener {
         Listener {
             shared,
             ended: false,
+            observer: None,
         }
     }
 
@@ -62,7 +66,22 @@ impl Listener {
 
     /// Polls for the next connection; see [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>> {
-        self.shared.poll_accept(cx)
+        let accepted = self.shared.poll_accept(cx);
+        match (accepted, &self.observer) {
+            (Poll::Ready(Ok(mut conn)), Some(trace)) => {
+                let (local, peer) = (conn.local_addr().clone(), conn.peer_addr().clone());
+                trace.record(conn.local_addr().network(), Event::Accept { local, peer });
+                conn.observe(trace.clone());
+                Poll::Ready(Ok(conn))
+            }
+            (accepted, _) => accepted,
+        }
+    }
+
+    /// Records this listener's accepts (and their connections) and its close
+    /// into `trace`.
+    pub(crate) fn observe(&mut self, trace: Trace) {
+        self.observer = Some(trace);
     }
 
     /// Stops listening: pending accepts end with "socket is down", queued and
@@ -71,7 +90,12 @@ impl Listener {
     pub fn close(&self) {
         let s = &self.shared;
         s.host.free_listener(s.addr.port(), s);
-        s.shut(VirtError::SockDown);
+        if s.shut(VirtError::SockDown) {
+            if let Some(trace) = &self.observer {
+                let addr = s.addr.clone();
+                trace.record(s.addr.network(), Event::CloseListener { addr });
+            }
+        }
     }
 }
 
@@ -117,10 +141,17 @@ impl ListenerShared {
             let Ok(transport) = incoming.accept(&local) else {
                 continue; // the dialer is gone; `port` is freed
             };
-            return Poll::Ready(
-                port.into_conn(transport, local, src)
-                    .map_err(|reason| self.error(reason)),
-            );
+            let accepted = port.into_conn(transport, local, src);
+            if let Ok(conn) = &accepted {
+                tracing::debug!(
+                    network = %self.addr.network(),
+                    src = %conn.peer_addr(),
+                    dst = %conn.local_addr(),
+                    listener = %self.addr,
+                    "virtnet: accept"
+                );
+            }
+            return Poll::Ready(accepted.map_err(|reason| self.error(reason)));
         }
     }
 
@@ -143,11 +174,12 @@ impl ListenerShared {
     }
 
     /// Closes with `reason`: refuses what is queued and wakes the accepts.
-    pub(crate) fn shut(&self, reason: VirtError) {
+    /// False if it was already closed.
+    pub(crate) fn shut(&self, reason: VirtError) -> bool {
         let (queue, wakers) = {
             let mut st = lock(&self.state);
             if st.closed.is_some() {
-                return;
+                return false;
             }
             st.closed = Some(reason);
             (
@@ -159,6 +191,7 @@ impl ListenerShared {
             incoming.refuse(VirtError::ConnRefused);
         }
         wakers.into_iter().for_each(Waker::wake);
+        true
     }
 
     fn error(&self, reason: VirtError) -> io::Error {
@@ -179,7 +212,7 @@ impl Stream for Listener {
         if this.ended {
             return Poll::Ready(None);
         }
-        match this.shared.poll_accept(cx) {
+        match this.poll_accept(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(conn)) => Poll::Ready(Some(Ok(conn))),
             Poll::Ready(Err(e)) => {

@@ -142,6 +142,7 @@ impl SubNetwork {
         if !inner.down.set(VirtError::NetDown) {
             return Ok(());
         }
+        tracing::debug!(network = %inner.network, "virtnet: network closed");
         let hosts: Vec<Arc<HostInner>> = lock(&inner.hosts).drain().map(|(_, h)| h).collect();
         for host in &hosts {
             host.shutdown(VirtError::NetDown);

@@ -1,0 +1,64 @@
+//! The core reports dial, listen, accept and close as `tracing` debug events,
+//! with the network and both addresses as fields.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[test]
+fn dial_listen_accept_and_close_are_traced() {
+    let out = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(out.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let net = pipenet::Network::new("traced");
+            let a = net.host("α").await.unwrap();
+            let b = net.host("β").await.unwrap();
+            let l = a.listen(":7").await.unwrap();
+            let _conns = tokio::try_join!(b.dial("α:7"), l.accept()).unwrap();
+            let _ = b.dial("α:9").await;
+            a.close().await.unwrap();
+            net.close().await.unwrap();
+        });
+    });
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    for line in [
+        "virtnet: listen network=pipetraced addr=α:7",
+        "virtnet: accept network=pipetraced src=β:1 dst=α:1 listener=α:7",
+        "virtnet: dial network=pipetraced src=β:1 dst=α:1",
+        "virtnet: dial failed network=pipetraced src=β:2 dst=α:9 error=dial pipetraced β:2->α:9: connection refused",
+        "virtnet: host closed network=pipetraced host=α",
+        "virtnet: network closed network=pipetraced",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
