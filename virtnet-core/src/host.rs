@@ -212,9 +212,9 @@ impl HostInner {
     }
 
     /// Frees `port` if it holds `listener`.
-    pub(crate) fn free_listener(&self, port: u32, listener: &Arc<ListenerShared>) {
+    pub(crate) fn free_listener(&self, port: u32, listener: &ListenerShared) {
         let mut table = lock(&self.sockets);
-        if matches!(table.get(port), Some(Socket::Listener(l)) if Arc::ptr_eq(l, listener)) {
+        if matches!(table.get(port), Some(Socket::Listener(l)) if std::ptr::eq(&**l, listener)) {
             table.free(port);
         }
     }

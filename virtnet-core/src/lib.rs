@@ -25,6 +25,8 @@
 //! - [`Registry`] (`registry.rs`): host name → host data, shared by all
 //!   subnetworks of a network.
 //! - [`Addr`] (`addr.rs`), [`VirtError`] and [`OpError`] (`error.rs`).
+//! - [`integrations`]: axum, hyper and tonic (cargo features `axum`,
+//!   `hyper`, `tonic`).
 //! - [`trace`]: event traces a test can assert (`Trace::wrap` any
 //!   networker).
 //! - [`quote`]: Go's `%q` quoting, for texts that must match the reference
@@ -64,6 +66,7 @@ mod down;
 mod engine;
 mod error;
 mod host;
+pub mod integrations;
 mod listener;
 mod networker;
 mod ports;
@@ -77,7 +80,7 @@ pub use conn::Conn;
 pub use engine::{AbortHandle, Dialed, Engine, Inbox, Incoming, Transport, Undelivered};
 pub use error::{OpError, VirtError};
 pub use host::Host;
-pub use listener::Listener;
+pub use listener::{Listener, ListenerCloser};
 pub use networker::Networker;
 pub use registry::{Registry, RegistryCause, RegistryError};
 pub use subnet::SubNetwork;

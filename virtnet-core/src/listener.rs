@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use futures::Stream;
+use tokio::sync::Notify;
 
 use crate::conn::Conn;
 use crate::engine::Incoming;
@@ -32,6 +33,8 @@ pub(crate) struct ListenerShared {
     addr: Addr,
     host: Arc<HostInner>,
     state: Mutex<ListenerState>,
+    /// Woken when the listener closes, for [`ListenerCloser::closed`].
+    closed: Notify,
 }
 
 #[derive(Default)]
@@ -78,6 +81,25 @@ impl Listener {
         }
     }
 
+    /// A handle that can close this listener, or wait for it to close, from
+    /// elsewhere: for example while a server owns the listener.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let net = pipenet::Network::new("closer");
+    /// let l = net.host("α").await?.listen("").await?;
+    /// let closer = l.closer();
+    /// let server = tokio::spawn(async move { l.accept().await });
+    /// closer.close();
+    /// closer.closed().await;
+    /// assert_eq!(server.await.unwrap().unwrap_err().to_string(), "accept pipecloser α:1: socket is down");
+    /// # Ok(()) }
+    /// ```
+    pub fn closer(&self) -> ListenerCloser {
+        ListenerCloser(self.shared.clone())
+    }
+
     /// Records this listener's accepts (and their connections) and its close
     /// into `trace`.
     pub(crate) fn observe(&mut self, trace: Trace) {
@@ -89,8 +111,7 @@ impl Listener {
     /// Idempotent.
     pub fn close(&self) {
         let s = &self.shared;
-        s.host.free_listener(s.addr.port(), s);
-        if s.shut(VirtError::SockDown) {
+        if s.close() {
             if let Some(trace) = &self.observer {
                 let addr = s.addr.clone();
                 trace.record(s.addr.network(), Event::CloseListener { addr });
@@ -105,6 +126,26 @@ impl ListenerShared {
             addr,
             host,
             state: Mutex::default(),
+            closed: Notify::new(),
+        }
+    }
+
+    /// Frees the port and closes with "socket is down"; false if it was
+    /// already closed.
+    fn close(&self) -> bool {
+        self.host.free_listener(self.addr.port(), self);
+        self.shut(VirtError::SockDown)
+    }
+
+    async fn wait_closed(&self) {
+        loop {
+            let notified = self.closed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if lock(&self.state).closed.is_some() {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -191,6 +232,7 @@ impl ListenerShared {
             incoming.refuse(VirtError::ConnRefused);
         }
         wakers.into_iter().for_each(Waker::wake);
+        self.closed.notify_waiters();
         true
     }
 
@@ -199,6 +241,32 @@ impl ListenerShared {
             .dst(self.addr.clone())
             .cause(reason)
             .into()
+    }
+}
+
+/// Closes a [`Listener`], or waits for it to close, from elsewhere (see
+/// [`Listener::closer`]).
+#[derive(Clone)]
+pub struct ListenerCloser(Arc<ListenerShared>);
+
+impl ListenerCloser {
+    /// Closes the listener, as [`Listener::close`] does.
+    pub fn close(&self) {
+        self.0.close();
+    }
+
+    /// Completes when the listener is closed: by [`close`](Self::close), by
+    /// dropping it, or because its host or network went down. Use it as a
+    /// server's graceful-shutdown signal.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let shared = self.0.clone();
+        async move { shared.wait_closed().await }
+    }
+}
+
+impl fmt::Debug for ListenerCloser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ListenerCloser").field(&self.0.addr).finish()
     }
 }
 
