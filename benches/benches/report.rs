@@ -1,0 +1,5 @@
+//! `cargo bench -p benches` prints the whole report (`-- --test` or
+//! `-- --quick`: smoke mode).
+fn main() {
+    benches::main();
+}
