@@ -43,10 +43,11 @@ impl Conn {
         self.observer = Some(trace);
     }
 
-    fn record(&self, event: impl FnOnce(Addr, Addr) -> Event) {
-        if let Some(trace) = &self.observer {
-            let event = event(self.local.clone(), self.peer.clone());
-            trace.record(self.local.network(), event);
+    fn event_write(&self, data: Vec<u8>) -> Event {
+        Event::Write {
+            local: self.local.clone(),
+            peer: self.peer.clone(),
+            data,
         }
     }
 
@@ -110,15 +111,18 @@ impl AsyncWrite for Conn {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let written = this.guarded("write", |io| io.poll_write(cx, buf));
-        if let Poll::Ready(Ok(n @ 1..)) = written {
-            this.record(|local, peer| Event::Write {
-                local,
-                peer,
-                data: buf[..n].to_vec(),
-            });
-        }
-        written
+        let Some(trace) = this.observer.clone() else {
+            return this.guarded("write", |io| io.poll_write(cx, buf));
+        };
+        let network = this.local.network_arc().clone();
+        trace.around(&network, || {
+            let written = this.guarded("write", |io| io.poll_write(cx, buf));
+            let event = match written {
+                Poll::Ready(Ok(n @ 1..)) => Some(this.event_write(buf[..n].to_vec())),
+                _ => None,
+            };
+            (written, event)
+        })
     }
 
     fn poll_write_vectored(
@@ -127,18 +131,25 @@ impl AsyncWrite for Conn {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let written = this.guarded("write", |io| io.poll_write_vectored(cx, bufs));
-        if let Poll::Ready(Ok(n @ 1..)) = written {
-            if this.observer.is_some() {
-                let data: Vec<u8> = bufs
-                    .iter()
-                    .flat_map(|b| b.iter().copied())
-                    .take(n)
-                    .collect();
-                this.record(|local, peer| Event::Write { local, peer, data });
-            }
-        }
-        written
+        let Some(trace) = this.observer.clone() else {
+            return this.guarded("write", |io| io.poll_write_vectored(cx, bufs));
+        };
+        let network = this.local.network_arc().clone();
+        trace.around(&network, || {
+            let written = this.guarded("write", |io| io.poll_write_vectored(cx, bufs));
+            let event = match written {
+                Poll::Ready(Ok(n @ 1..)) => {
+                    let data = bufs
+                        .iter()
+                        .flat_map(|b| b.iter().copied())
+                        .take(n)
+                        .collect();
+                    Some(this.event_write(data))
+                }
+                _ => None,
+            };
+            (written, event)
+        })
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -151,17 +162,32 @@ impl AsyncWrite for Conn {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let done = this.guarded("shutdown", |io| io.poll_shutdown(cx));
-        if let Poll::Ready(Ok(())) = done {
-            this.record(|local, peer| Event::Shutdown { local, peer });
-        }
-        done
+        let Some(trace) = this.observer.clone() else {
+            return this.guarded("shutdown", |io| io.poll_shutdown(cx));
+        };
+        let network = this.local.network_arc().clone();
+        trace.around(&network, || {
+            let done = this.guarded("shutdown", |io| io.poll_shutdown(cx));
+            let event = match done {
+                Poll::Ready(Ok(())) => Some(Event::Shutdown {
+                    local: this.local.clone(),
+                    peer: this.peer.clone(),
+                }),
+                _ => None,
+            };
+            (done, event)
+        })
     }
 }
 
+/// Records the close before the transport closes (the fields drop after
+/// this), so the peer cannot record seeing it first.
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.record(|local, peer| Event::Close { local, peer });
+        if let Some(trace) = &self.observer {
+            let (local, peer) = (self.local.clone(), self.peer.clone());
+            trace.record(self.local.network(), Event::Close { local, peer });
+        }
     }
 }
 

@@ -69,16 +69,21 @@ impl Listener {
 
     /// Polls for the next connection; see [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>> {
-        let accepted = self.shared.poll_accept(cx);
-        match (accepted, &self.observer) {
-            (Poll::Ready(Ok(mut conn)), Some(trace)) => {
-                let (local, peer) = (conn.local_addr().clone(), conn.peer_addr().clone());
-                trace.record(conn.local_addr().network(), Event::Accept { local, peer });
-                conn.observe(trace.clone());
-                Poll::Ready(Ok(conn))
+        let Some(trace) = &self.observer else {
+            return self.shared.poll_accept(cx);
+        };
+        // The dialer learns of the accept inside `poll_accept`: record it
+        // under the trace so the dialer's "connect" comes after.
+        trace.around(self.shared.addr.network(), || {
+            match self.shared.poll_accept(cx) {
+                Poll::Ready(Ok(mut conn)) => {
+                    let (local, peer) = (conn.local_addr().clone(), conn.peer_addr().clone());
+                    conn.observe(trace.clone());
+                    (Poll::Ready(Ok(conn)), Some(Event::Accept { local, peer }))
+                }
+                other => (other, None),
             }
-            (accepted, _) => accepted,
-        }
+        })
     }
 
     /// A handle that can close this listener, or wait for it to close, from

@@ -243,8 +243,27 @@ pub struct Trace(Arc<TraceInner>);
 
 struct TraceInner {
     enabled: AtomicBool,
-    events: Mutex<Vec<Event>>,
-    json: Mutex<Option<Box<dyn Write + Send>>>,
+    /// One lock for both, held across the operation an event records (see
+    /// [`Trace::around`]), so the order of events is the order in which
+    /// their effects became visible: a peer cannot record reading a write
+    /// before the writer recorded it.
+    state: Mutex<State>,
+}
+
+struct State {
+    events: Vec<Event>,
+    json: Option<Box<dyn Write + Send>>,
+}
+
+impl State {
+    fn push(&mut self, network: &str, event: Event) {
+        if let Some(out) = self.json.as_mut() {
+            let line = event.to_json(network);
+            // A failing trace file must not break the network under test.
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        }
+        self.events.push(event);
+    }
 }
 
 impl Default for Trace {
@@ -258,14 +277,16 @@ impl Trace {
     pub fn new() -> Trace {
         Trace(Arc::new(TraceInner {
             enabled: AtomicBool::new(true),
-            events: Mutex::new(Vec::new()),
-            json: Mutex::new(None),
+            state: Mutex::new(State {
+                events: Vec::new(),
+                json: None,
+            }),
         }))
     }
 
     /// Also writes every event as a JSON line to `out`.
     pub fn json_lines(self, out: impl Write + Send + 'static) -> Trace {
-        *lock(&self.0.json) = Some(Box::new(out));
+        lock(&self.0.state).json = Some(Box::new(out));
         self
     }
 
@@ -288,17 +309,21 @@ impl Trace {
 
     /// The events so far, in order.
     pub fn events(&self) -> Vec<Event> {
-        lock(&self.0.events).clone()
+        lock(&self.0.state).events.clone()
     }
 
     /// The events so far, one line each (see [`Event`]'s `Display`).
     pub fn lines(&self) -> Vec<String> {
-        lock(&self.0.events).iter().map(Event::to_string).collect()
+        lock(&self.0.state)
+            .events
+            .iter()
+            .map(Event::to_string)
+            .collect()
     }
 
     /// Takes the events so far, leaving the trace empty.
     pub fn take(&self) -> Vec<Event> {
-        std::mem::take(&mut *lock(&self.0.events))
+        std::mem::take(&mut lock(&self.0.state).events)
     }
 
     /// `net`, recording into this trace.
@@ -310,15 +335,25 @@ impl Trace {
     }
 
     pub(crate) fn record(&self, network: &str, event: Event) {
+        if self.is_enabled() {
+            lock(&self.0.state).push(network, event);
+        }
+    }
+
+    /// Runs `op` (which must not block or record) while holding the trace,
+    /// then records the event it returns, if any: whatever `op` makes
+    /// visible to other tasks is recorded before they can record reacting
+    /// to it.
+    pub(crate) fn around<R>(&self, network: &str, op: impl FnOnce() -> (R, Option<Event>)) -> R {
         if !self.is_enabled() {
-            return;
+            return op().0;
         }
-        if let Some(out) = lock(&self.0.json).as_mut() {
-            let line = event.to_json(network);
-            // A failing trace file must not break the network under test.
-            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        let mut state = lock(&self.0.state);
+        let (result, event) = op();
+        if let Some(event) = event {
+            state.push(network, event);
         }
-        lock(&self.0.events).push(event);
+        result
     }
 }
 
@@ -326,7 +361,7 @@ impl fmt::Debug for Trace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Trace")
             .field("enabled", &self.is_enabled())
-            .field("events", &lock(&self.0.events).len())
+            .field("events", &lock(&self.0.state).events.len())
             .finish()
     }
 }

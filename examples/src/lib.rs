@@ -1,0 +1,89 @@
+//! Shared pieces of the examples and their tests: an axum app, an HTTP GET
+//! over any networker, and a gRPC health service and channel.
+//!
+//! Run the examples with `cargo run -p virtnet-examples --example <name>`:
+//! - `axum_pipenet`: an axum service on pipenet, queried by a hyper client;
+//! - `grpc_lonet`: a gRPC service on a lonet host in one process, called from
+//!   another process;
+//! - `trace_assert`: a test-style program asserting an exact event sequence.
+
+use std::future::IntoFuture;
+use std::io;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic_health::server::HealthReporter;
+use virtnet_core::integrations::Connector;
+use virtnet_core::{Addr, Listener, Networker};
+
+/// An app that greets its caller by virtnet address: `GET /` → `hello β:1`.
+pub fn hello_app() -> Router {
+    Router::new().route(
+        "/",
+        get(|ConnectInfo(peer): ConnectInfo<Addr>| async move { format!("hello {peer}") }),
+    )
+}
+
+/// Serves `app` on `listener` until the listener, its host or its network
+/// closes; then finishes gracefully.
+pub fn serve_http(listener: Listener, app: Router) -> JoinHandle<io::Result<()>> {
+    let closed = listener.closer().closed();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<Addr>())
+        .with_graceful_shutdown(closed);
+    tokio::spawn(server.into_future())
+}
+
+/// `GET uri` from `client`; URI host `alpha` means virtnet host `α`.
+/// Returns the status and the body.
+pub async fn http_get(client: Arc<dyn Networker>, uri: &str) -> io::Result<(u16, String)> {
+    let connector = Connector::new(client).alias("alpha", "α");
+    let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(connector);
+    let uri = uri
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let response = client.get(uri).await.map_err(io::Error::other)?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(io::Error::other)?;
+    Ok((
+        status,
+        String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+    ))
+}
+
+/// Serves the standard gRPC health service on `listener` until it closes.
+/// The reporter sets the services' statuses.
+pub fn serve_health(
+    listener: Listener,
+) -> (
+    HealthReporter,
+    JoinHandle<Result<(), tonic::transport::Error>>,
+) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    let closed = listener.closer().closed();
+    let server = Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(listener, closed);
+    (reporter, tokio::spawn(server))
+}
+
+/// A gRPC channel from `client` to `α:port`.
+pub async fn grpc_channel(
+    client: Arc<dyn Networker>,
+    port: u16,
+) -> Result<Channel, tonic::transport::Error> {
+    Endpoint::from_shared(format!("http://alpha:{port}"))?
+        .connect_with_connector(Connector::new(client).alias("alpha", "α"))
+        .await
+}
