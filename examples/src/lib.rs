@@ -64,6 +64,28 @@ pub async fn http_get(client: Arc<dyn Networker>, uri: &str) -> io::Result<(u16,
 
 /// Serves the standard gRPC health service on `listener` until it closes.
 /// The reporter sets the services' statuses.
+///
+/// A tonic server and client over pipenet, end to end:
+/// ```
+/// use std::sync::Arc;
+/// use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+/// use virtnet_examples::{grpc_channel, serve_health};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let net = pipenet::Network::new("grpcdoc");
+/// let alpha = net.host("α").await?;
+/// let beta = net.host("β").await?;
+/// let (_reporter, server) = serve_health(alpha.listen(":50051").await?);
+///
+/// let mut client = HealthClient::new(grpc_channel(Arc::new(beta), 50051).await?);
+/// let reply = client.check(HealthCheckRequest { service: String::new() }).await?;
+/// assert_eq!(reply.get_ref().status, 1); // SERVING
+///
+/// alpha.close().await?; // the server stops with its host
+/// server.await??;
+/// # Ok(()) }
+/// ```
 pub fn serve_health(
     listener: Listener,
 ) -> (
