@@ -40,6 +40,8 @@ pub struct Sizes {
     pub turmoil_bytes: usize,
     /// Round trips in the ping-pong.
     pub round_trips: usize,
+    /// Rounds in which the contenders take turns (noise shows as spread).
+    pub rounds: usize,
     /// Idle pairs on pipenet.
     pub pipenet_pairs: &'static [usize],
     /// Idle pairs on lonet.
@@ -54,6 +56,7 @@ impl Sizes {
         stream_bytes: GIB,
         turmoil_bytes: 64 * MIB,
         round_trips: 50_000,
+        rounds: 4,
         pipenet_pairs: &[1_000, 10_000, 100_000],
         lonet_pairs: &[1_000, 5_000],
     };
@@ -64,6 +67,7 @@ impl Sizes {
         stream_bytes: 4 * MIB,
         turmoil_bytes: MIB,
         round_trips: 100,
+        rounds: 1,
         pipenet_pairs: &[100],
         lonet_pairs: &[20],
     };
@@ -256,12 +260,17 @@ async fn dial_pipenet(warmup: usize, n: usize) -> Samples {
     s
 }
 
-async fn dial_lonet(root: std::path::PathBuf, warmup: usize, n: usize) -> Samples {
-    let net = lonet::Builder::new("dialbench")
-        .root(&root)
-        .join()
-        .await
-        .unwrap();
+async fn dial_lonet(
+    root: std::path::PathBuf,
+    ram_registry: bool,
+    warmup: usize,
+    n: usize,
+) -> Samples {
+    let mut builder = lonet::Builder::new("dialbench").root(&root);
+    if ram_registry {
+        builder = builder.registry(Arc::new(pipenet::RamRegistry::new("lonetdialbench")));
+    }
+    let net = builder.join().await.unwrap();
     let a = net.new_host("α").await.unwrap();
     let b = net.new_host("β").await.unwrap();
     let l = a.listen(":10").await.unwrap();
@@ -366,18 +375,41 @@ fn dial_turmoil(warmup: usize, n: usize) -> Samples {
 
 fn dial_section(sz: &Sizes) {
     println!(
-        "\n## dial+accept latency\n\n{} timed dials per contender after {} untimed; each \
-         dial is awaited together with its accept, then both ends are closed.\n",
-        sz.dials, sz.dial_warmup
+        "\n## dial+accept latency\n\n{} timed dials per contender (in {} rounds, the \
+         contenders taking turns, each round after {} untimed dials); each dial is awaited \
+         together with its accept, then both ends are closed.\n",
+        sz.dials, sz.rounds, sz.dial_warmup
     );
     println!("| contender | runtime | median µs | p99 µs | median / raw TCP |");
     println!("|---|---|---:|---:|---:|");
     let tmp = tempfile::tempdir().unwrap();
-    let (w, n) = (sz.dial_warmup, sz.dials);
+    let (w, n) = (sz.dial_warmup, sz.dials / sz.rounds);
+    const NAMES: [&str; 5] = [
+        "raw TCP 127.0.0.1",
+        "pipenet",
+        "lonet (two hosts, one process)",
+        "lonet (dialer in another process)",
+        "lonet, in-memory registry instead of SQLite (for comparison)",
+    ];
     for flavor in Flavor::ALL {
-        let tcp = run_on(flavor, move || dial_tcp(w, n));
-        let base = tcp.median();
-        let row = |name: &str, s: &Samples| {
+        let root = tmp.path().join(flavor.arg());
+        std::fs::create_dir_all(&root).unwrap();
+        let mut all: Vec<Samples> = NAMES.iter().map(|_| Samples(Vec::new())).collect();
+        for _ in 0..sz.rounds {
+            for (i, s) in all.iter_mut().enumerate() {
+                let r = root.clone();
+                let got = match i {
+                    0 => run_on(flavor, move || dial_tcp(w, n)),
+                    1 => run_on(flavor, move || dial_pipenet(w, n)),
+                    2 => run_on(flavor, move || dial_lonet(r, false, w, n)),
+                    3 => run_on(flavor, move || dial_lonet_remote(r, flavor, w, n)),
+                    _ => run_on(flavor, move || dial_lonet(r, true, w, n)),
+                };
+                s.0.extend(got.0);
+            }
+        }
+        let base = all[0].median();
+        for (name, s) in NAMES.iter().zip(&all) {
             println!(
                 "| {name} | {} | {:.2} | {:.2} | {:.2}× |",
                 flavor.name(),
@@ -385,27 +417,21 @@ fn dial_section(sz: &Sizes) {
                 us(s.p99()),
                 s.median().as_secs_f64() / base.as_secs_f64()
             );
-        };
-        row("raw TCP 127.0.0.1", &tcp);
-        row("pipenet", &run_on(flavor, move || dial_pipenet(w, n)));
-        let root = tmp.path().join(format!("lo-{}", flavor.name().len()));
-        std::fs::create_dir_all(&root).unwrap();
-        let r = root.clone();
-        row(
-            "lonet (two hosts, one process)",
-            &run_on(flavor, move || dial_lonet(r, w, n)),
-        );
-        row(
-            "lonet (dialer in another process)",
-            &run_on(flavor, move || dial_lonet_remote(root, flavor, w, n)),
-        );
+        }
     }
-    let t = dial_turmoil(w, n);
+    let t = dial_turmoil(w, sz.dials);
     println!(
         "| turmoil 0.7 (wall clock, zero simulated latency) | its own | {:.2} | {:.2} | |",
         us(t.median()),
         us(t.p99())
     );
+}
+
+/// Median, min and max of some rates.
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
 // ---------------------------------------------------------------- throughput
@@ -595,37 +621,44 @@ fn stream_turmoil(total: usize) -> Duration {
 fn throughput_section(sz: &Sizes) {
     println!(
         "\n## stream throughput\n\n{} MiB in {} KiB writes over one connection, writer and \
-         reader in two tasks; GB/s = 10^9 bytes/s.\n",
+         reader in two tasks; GB/s = 10^9 bytes/s; {} rounds, the contenders taking turns. \
+         Ratios are of medians.\n",
         sz.stream_bytes / MIB,
-        WRITE_SIZE / KIB
+        WRITE_SIZE / KIB,
+        sz.rounds
     );
-    println!("| contender | runtime | GB/s | / raw TCP | / best duplex |");
+    println!(
+        "| contender | runtime | GB/s median (min–max of {}) | / raw TCP | / best duplex |",
+        sz.rounds
+    );
     println!("|---|---|---:|---:|---:|");
     let tmp = tempfile::tempdir().unwrap();
     let total = sz.stream_bytes;
     for flavor in Flavor::ALL {
-        let mut results = Vec::new();
-        for kind in KINDS {
-            let root = tmp.path().to_owned();
-            let d = run_on(flavor, move || async move {
-                kind.with_pair(root, |c, s| stream(c, s, total)).await
-            });
-            results.push((kind, gbps(total, d)));
+        let mut rates: Vec<Vec<f64>> = KINDS.iter().map(|_| Vec::new()).collect();
+        for _ in 0..sz.rounds {
+            for (kind, r) in KINDS.into_iter().zip(&mut rates) {
+                let root = tmp.path().to_owned();
+                let d = run_on(flavor, move || async move {
+                    kind.with_pair(root, |c, s| stream(c, s, total)).await
+                });
+                r.push(gbps(total, d));
+            }
         }
-        let tcp = results[0].1;
-        let best_duplex = results
-            .iter()
-            .filter(|(k, _)| matches!(k, Kind::Duplex(_)))
-            .map(|r| r.1)
-            .fold(0.0, f64::max);
-        for (kind, g) in results {
+        let med: Vec<f64> = rates.iter().map(|r| spread(r).0).collect();
+        let tcp = med[0];
+        let best_duplex = med[1..4].iter().copied().fold(0.0, f64::max);
+        for (kind, r) in KINDS.into_iter().zip(&rates) {
+            let (m, lo, hi) = spread(r);
             println!(
-                "| {} | {} | {:.2} | {:.2}× | {:.2}× |",
+                "| {} | {} | {:.2} ({:.2}–{:.2}) | {:.2}× | {:.2}× |",
                 kind.name(),
                 flavor.name(),
-                g,
-                g / tcp,
-                g / best_duplex
+                m,
+                lo,
+                hi,
+                m / tcp,
+                m / best_duplex
             );
         }
     }
@@ -669,27 +702,35 @@ fn pingpong_section(sz: &Sizes) {
          and echoing server in two tasks).\n",
         sz.round_trips
     );
-    println!("| contender | runtime | round trips/s | µs per round trip | / raw TCP |");
+    println!(
+        "| contender | runtime | round trips/s median (min–max of {}) | µs per round trip | / raw TCP |",
+        sz.rounds
+    );
     println!("|---|---|---:|---:|---:|");
     let tmp = tempfile::tempdir().unwrap();
     let n = sz.round_trips;
     for flavor in Flavor::ALL {
-        let mut tcp = 0.0;
-        for kind in KINDS {
-            let root = tmp.path().to_owned();
-            let rate = run_on(flavor, move || async move {
-                kind.with_pair(root, |c, s| pingpong(c, s, n)).await
-            });
-            if matches!(kind, Kind::Tcp) {
-                tcp = rate;
+        let mut rates: Vec<Vec<f64>> = KINDS.iter().map(|_| Vec::new()).collect();
+        for _ in 0..sz.rounds {
+            for (kind, r) in KINDS.into_iter().zip(&mut rates) {
+                let root = tmp.path().to_owned();
+                r.push(run_on(flavor, move || async move {
+                    kind.with_pair(root, |c, s| pingpong(c, s, n)).await
+                }));
             }
+        }
+        let tcp = spread(&rates[0]).0;
+        for (kind, r) in KINDS.into_iter().zip(&rates) {
+            let (m, lo, hi) = spread(r);
             println!(
-                "| {} | {} | {:.0} | {:.2} | {:.2}× |",
+                "| {} | {} | {:.0} ({:.0}–{:.0}) | {:.2} | {:.2}× |",
                 kind.name(),
                 flavor.name(),
-                rate,
-                1e6 / rate,
-                rate / tcp
+                m,
+                lo,
+                hi,
+                1e6 / m,
+                m / tcp
             );
         }
     }
