@@ -151,9 +151,12 @@ impl std::error::Error for LoconnectError {
     }
 }
 
-/// Accepts OS connections until aborted; each handshake runs in a task of
-/// its own, so a silent peer holds up nothing else. Aborting this task
-/// closes the listener and aborts every unfinished handshake.
+/// Accepts OS connections until aborted. A request line that is already
+/// there when the connection is accepted (the usual case on loopback: the
+/// dialer writes it right after connecting) is handled at once, without a
+/// task; otherwise the handshake runs in a task of its own (bounded by the
+/// handshake deadline), so a silent peer holds up nothing else. Aborting this
+/// task closes the listener and aborts every unfinished handshake.
 async fn serve(
     listener: TcpListener,
     inbox: Inbox,
@@ -165,6 +168,16 @@ async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let stream = match request_now(stream) {
+                        Ok((stream, line)) => {
+                            if let Some((stream, reply)) = dispatch(stream, &line, &inbox, &network) {
+                                handshakes.spawn(refuse_and_close(stream, reply));
+                            }
+                            continue;
+                        }
+                        Err(stream) => stream,
+                    };
                     let (inbox, network) = (inbox.clone(), network.clone());
                     handshakes.spawn(async move {
                         let peer = stream.peer_addr().ok();
@@ -185,26 +198,80 @@ async fn serve(
     }
 }
 
-/// The acceptor's half of the handshake for one OS connection.
+/// Takes the request line off a freshly accepted connection if all of it
+/// has arrived already (never reading past its `\n`); gives the connection
+/// back otherwise, for [`handshake`] to wait for it.
+fn request_now(stream: TcpStream) -> Result<(TcpStream, Vec<u8>), TcpStream> {
+    let mut peek = [MaybeUninit::<u8>::uninit(); handshake::MAX_REQUEST];
+    let sock = SockRef::from(&stream);
+    let Ok(n) = sock.peek(&mut peek) else {
+        return Err(stream);
+    };
+    // SAFETY: `peek` initialized the first `n` bytes.
+    let peeked =
+        unsafe { std::slice::from_raw_parts(peek.as_ptr().cast::<u8>(), n.min(peek.len())) };
+    let Some(end) = peeked.iter().position(|&b| b == b'\n') else {
+        return Err(stream);
+    };
+    let mut line = vec![MaybeUninit::<u8>::uninit(); end + 1];
+    // The peeked bytes are in the socket: this takes exactly them.
+    match sock.recv(&mut line) {
+        Ok(got) if got == line.len() => {
+            drop(sock);
+            // SAFETY: `recv` initialized all of `line`.
+            let line = line
+                .into_iter()
+                .map(|b| unsafe { b.assume_init() })
+                .collect();
+            Ok((stream, line))
+        }
+        // Cannot happen (the bytes were there); the line is lost, so is the
+        // connection.
+        _ => {
+            drop(sock);
+            Ok((stream, Vec::new()))
+        }
+    }
+}
+
+/// The acceptor's half of the handshake for one OS connection whose request
+/// line has not fully arrived yet.
 async fn handshake(mut stream: TcpStream, inbox: &Inbox, network: &str) {
-    let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().ok();
-    let request = match handshake::read_line(&mut stream, handshake::MAX_REQUEST).await {
-        Ok(line) => handshake::parse_request(&line, network),
+    let line = match handshake::read_line(&mut stream, handshake::MAX_REQUEST).await {
+        Ok(line) => line,
         Err(e) => match RequestError::from_read_error(&e) {
-            Some(overlong) => Err(overlong),
+            Some(overlong) => {
+                let peer = stream.peer_addr().ok();
+                tracing::warn!(%network, ?peer, "lonet: {overlong}");
+                refuse_and_close(stream, overlong.reply_line(network)).await;
+                return;
+            }
             None => {
+                let peer = stream.peer_addr().ok();
                 tracing::warn!(%network, ?peer, error = %e, "lonet: handshake: reading the request failed");
                 return;
             }
         },
     };
-    let (src, dst) = match request {
+    if let Some((stream, reply)) = dispatch(stream, &line, inbox, network) {
+        refuse_and_close(stream, reply).await;
+    }
+}
+
+/// Acts on a request line: hands the connection to the core (which accepts
+/// or refuses it), or, for a bad request, returns the error reply to send.
+fn dispatch(
+    stream: TcpStream,
+    line: &[u8],
+    inbox: &Inbox,
+    network: &str,
+) -> Option<(TcpStream, Vec<u8>)> {
+    let (src, dst) = match handshake::parse_request(line, network) {
         Ok(addrs) => addrs,
         Err(e) => {
+            let peer = stream.peer_addr().ok();
             tracing::warn!(%network, ?peer, "lonet: {e}");
-            refuse_and_close(stream, &e.reply_line(network)).await;
-            return;
+            return Some((stream, e.reply_line(network)));
         }
     };
     let incoming = Box::new(TcpIncoming {
@@ -214,18 +281,19 @@ async fn handshake(mut stream: TcpStream, inbox: &Inbox, network: &str) {
     });
     if let Err(Undelivered { reason, incoming }) = inbox.deliver(src, &dst, incoming) {
         if reason == VirtError::NoHost {
-            tracing::warn!(%network, ?peer, "lonet: address {dst}: no such host");
+            tracing::warn!(%network, "lonet: address {dst}: no such host");
         }
         incoming.refuse(reason);
     }
+    None
 }
 
 /// Sends an error reply and closes, reading what the dialer still sends (up
 /// to a limit) so that closing with unread bytes does not reset the
 /// connection and destroy the reply.
-async fn refuse_and_close(mut stream: TcpStream, reply: &[u8]) {
+async fn refuse_and_close(mut stream: TcpStream, reply: Vec<u8>) {
     use tokio::io::AsyncReadExt;
-    if stream.write_all(reply).await.is_err() || stream.shutdown().await.is_err() {
+    if stream.write_all(&reply).await.is_err() || stream.shutdown().await.is_err() {
         return;
     }
     let mut sink = [0; 4096];
