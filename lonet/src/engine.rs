@@ -202,35 +202,32 @@ async fn serve(
 /// has arrived already (never reading past its `\n`); gives the connection
 /// back otherwise, for [`handshake`] to wait for it.
 fn request_now(stream: TcpStream) -> Result<(TcpStream, Vec<u8>), TcpStream> {
+    match take_line_now(&SockRef::from(&stream)) {
+        Some(line) => Ok((stream, line)),
+        None => Err(stream),
+    }
+}
+
+/// The request line if all of it is in `sock`'s receive queue already.
+fn take_line_now(sock: &SockRef<'_>) -> Option<Vec<u8>> {
     let mut peek = [MaybeUninit::<u8>::uninit(); handshake::MAX_REQUEST];
-    let sock = SockRef::from(&stream);
-    let Ok(n) = sock.peek(&mut peek) else {
-        return Err(stream);
-    };
+    let n = sock.peek(&mut peek).ok()?;
     // SAFETY: `peek` initialized the first `n` bytes.
     let peeked =
         unsafe { std::slice::from_raw_parts(peek.as_ptr().cast::<u8>(), n.min(peek.len())) };
-    let Some(end) = peeked.iter().position(|&b| b == b'\n') else {
-        return Err(stream);
-    };
+    let end = peeked.iter().position(|&b| b == b'\n')?;
     let mut line = vec![MaybeUninit::<u8>::uninit(); end + 1];
-    // The peeked bytes are in the socket: this takes exactly them.
+    // The peeked bytes are in the socket: this takes exactly them. Getting
+    // fewer cannot happen; the line would be lost, and an empty one is
+    // refused as an invalid request.
     match sock.recv(&mut line) {
-        Ok(got) if got == line.len() => {
-            drop(sock);
-            // SAFETY: `recv` initialized all of `line`.
-            let line = line
-                .into_iter()
+        // SAFETY: `recv` initialized all of `line`.
+        Ok(got) if got == line.len() => Some(
+            line.into_iter()
                 .map(|b| unsafe { b.assume_init() })
-                .collect();
-            Ok((stream, line))
-        }
-        // Cannot happen (the bytes were there); the line is lost, so is the
-        // connection.
-        _ => {
-            drop(sock);
-            Ok((stream, Vec::new()))
-        }
+                .collect(),
+        ),
+        _ => Some(Vec::new()),
     }
 }
 
