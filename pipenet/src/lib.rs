@@ -4,7 +4,7 @@
 //! ports from 1 and always takes the lowest free one, for dials, accepts and
 //! `listen(":0")` alike. No OS sockets are used. For several OS processes on
 //! one network, use lonet instead; both implement
-//! [`Networker`](virtnet_core::Networker).
+//! [`Networker`].
 //!
 //! - [`Network`]: a pipenet network (`pipe<name>`) with its hosts. Start here.
 //! - [`RamRegistry`]: the in-memory host registry it uses.
