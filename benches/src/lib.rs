@@ -90,7 +90,13 @@ pub fn main() {
         .map(String::as_str)
         .collect();
     let want = |s: &str| sections.is_empty() || sections.contains(&s);
-    let sizes = if quick { Sizes::QUICK } else { Sizes::FULL };
+    let mut sizes = if quick { Sizes::QUICK } else { Sizes::FULL };
+    if let Some(r) = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+    {
+        sizes.rounds = r;
+    }
     println!(
         "# virtnet benchmarks{}\n\nmachine: {} CPUs, {}; load average before: {}",
         if quick {
@@ -106,7 +112,9 @@ pub fn main() {
         dial_section(&sizes);
     }
     if want("throughput") {
-        throughput_section(&sizes);
+        throughput_section(&sizes, false);
+    } else if sections.contains(&"throughput-mem") {
+        throughput_section(&sizes, true);
     }
     if want("pingpong") {
         pingpong_section(&sizes);
@@ -507,6 +515,8 @@ enum Kind {
     Tcp,
     Duplex(usize),
     Pipenet,
+    /// pipenet with another pipe capacity (for comparison).
+    PipenetCap(usize),
     Lonet,
 }
 
@@ -516,6 +526,7 @@ impl Kind {
             Kind::Tcp => "raw TCP 127.0.0.1".into(),
             Kind::Duplex(c) => format!("tokio::io::duplex {} KiB", c / KIB),
             Kind::Pipenet => "pipenet (default settings)".into(),
+            Kind::PipenetCap(c) => format!("pipenet, {} KiB pipe capacity", c / KIB),
             Kind::Lonet => "lonet".into(),
         }
     }
@@ -535,8 +546,13 @@ impl Kind {
                 let (c, s) = tokio::io::duplex(cap);
                 f(Box::new(c), Box::new(s)).await
             }
-            Kind::Pipenet => {
-                let net = pipenet::Network::new("streambench");
+            Kind::Pipenet | Kind::PipenetCap(_) => {
+                let net = match self {
+                    Kind::PipenetCap(c) => pipenet::Network::builder("streambench")
+                        .pipe_capacity(c)
+                        .build(),
+                    _ => pipenet::Network::new("streambench"),
+                };
                 let (c, s) = pipenet_pair(&net).await;
                 let out = f(Box::new(c), Box::new(s)).await;
                 net.close().await.unwrap();
@@ -561,12 +577,13 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 type BoxIo = Box<dyn Io>;
 
-const KINDS: [Kind; 6] = [
+const KINDS: [Kind; 7] = [
     Kind::Tcp,
     Kind::Duplex(64 * KIB),
     Kind::Duplex(256 * KIB),
     Kind::Duplex(MIB),
     Kind::Pipenet,
+    Kind::PipenetCap(256 * KIB),
     Kind::Lonet,
 ];
 
@@ -618,7 +635,9 @@ fn stream_turmoil(total: usize) -> Duration {
     d
 }
 
-fn throughput_section(sz: &Sizes) {
+/// `mem_only`: only the in-memory contenders (duplex, pipenet), for quick
+/// comparisons while working on the pipe.
+fn throughput_section(sz: &Sizes, mem_only: bool) {
     println!(
         "\n## stream throughput\n\n{} MiB in {} KiB writes over one connection, writer and \
          reader in two tasks; GB/s = 10^9 bytes/s; {} rounds, the contenders taking turns. \
@@ -638,6 +657,10 @@ fn throughput_section(sz: &Sizes) {
         let mut rates: Vec<Vec<f64>> = KINDS.iter().map(|_| Vec::new()).collect();
         for _ in 0..sz.rounds {
             for (kind, r) in KINDS.into_iter().zip(&mut rates) {
+                if mem_only && matches!(kind, Kind::Tcp | Kind::Lonet) {
+                    r.push(f64::NAN);
+                    continue;
+                }
                 let root = tmp.path().to_owned();
                 let d = run_on(flavor, move || async move {
                     kind.with_pair(root, |c, s| stream(c, s, total)).await
@@ -647,7 +670,12 @@ fn throughput_section(sz: &Sizes) {
         }
         let med: Vec<f64> = rates.iter().map(|r| spread(r).0).collect();
         let tcp = med[0];
-        let best_duplex = med[1..4].iter().copied().fold(0.0, f64::max);
+        let best_duplex = KINDS
+            .iter()
+            .zip(&med)
+            .filter(|(k, _)| matches!(k, Kind::Duplex(_)))
+            .map(|(_, &m)| m)
+            .fold(0.0, f64::max);
         for (kind, r) in KINDS.into_iter().zip(&rates) {
             let (m, lo, hi) = spread(r);
             println!(
@@ -661,6 +689,9 @@ fn throughput_section(sz: &Sizes) {
                 m / best_duplex
             );
         }
+    }
+    if mem_only {
+        return;
     }
     let d = stream_turmoil(sz.turmoil_bytes);
     println!(
@@ -710,9 +741,13 @@ fn pingpong_section(sz: &Sizes) {
     let tmp = tempfile::tempdir().unwrap();
     let n = sz.round_trips;
     for flavor in Flavor::ALL {
-        let mut rates: Vec<Vec<f64>> = KINDS.iter().map(|_| Vec::new()).collect();
+        let kinds: Vec<Kind> = KINDS
+            .into_iter()
+            .filter(|k| !matches!(k, Kind::PipenetCap(_)))
+            .collect();
+        let mut rates: Vec<Vec<f64>> = kinds.iter().map(|_| Vec::new()).collect();
         for _ in 0..sz.rounds {
-            for (kind, r) in KINDS.into_iter().zip(&mut rates) {
+            for (&kind, r) in kinds.iter().zip(&mut rates) {
                 let root = tmp.path().to_owned();
                 r.push(run_on(flavor, move || async move {
                     kind.with_pair(root, |c, s| pingpong(c, s, n)).await
@@ -720,7 +755,7 @@ fn pingpong_section(sz: &Sizes) {
             }
         }
         let tcp = spread(&rates[0]).0;
-        for (kind, r) in KINDS.into_iter().zip(&rates) {
+        for (kind, r) in kinds.into_iter().zip(&rates) {
             let (m, lo, hi) = spread(r);
             println!(
                 "| {} | {} | {:.0} ({:.0}–{:.0}) | {:.2} | {:.2}× |",
