@@ -5,10 +5,7 @@
 //! the writer waits for the reader to drain. One lock per read or write call,
 //! never per byte. The buffer is a ring that grows with traffic and is freed
 //! as soon as the reader drains it, so an idle connection holds no buffer
-//! memory at all. A writer that has filled `YIELD_AT` bytes since waking a
-//! reader that has not run yet yields once (it is polled again at once,
-//! without waiting for the reader), so that on a runtime running one task at
-//! a time the reader copies the bytes out while they are still in cache.
+//! memory at all.
 
 use std::collections::VecDeque;
 use std::io;
@@ -22,13 +19,6 @@ use virtnet_core::{AbortHandle, Transport};
 /// A buffer drained to empty keeps its allocation if it is at most this big,
 /// so a steady trickle of small messages does not allocate every time.
 const KEEP_WHEN_DRAINED: usize = 4 * 1024;
-
-/// A writer that has this much waiting for a reader it woke yields once
-/// (wakes itself and returns `Pending`) to let that reader run first: the
-/// bytes are then copied out while still in the CPU's cache, instead of
-/// piling up to `capacity` on a runtime that runs one task at a time. It
-/// never waits for the reader: it is polled again at once.
-const YIELD_AT: usize = 256 * 1024;
 
 /// A buffer that must grow past `KEEP_WHEN_DRAINED` grows at once to the
 /// pipe's capacity, or to this if the capacity is bigger.
@@ -44,10 +34,6 @@ struct Half {
     reader_gone: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
-    /// A reader was woken for data it has not read yet.
-    reader_woken: bool,
-    /// The writer has already yielded once to that woken reader.
-    yielded: bool,
 }
 
 struct Shared {
@@ -128,7 +114,6 @@ impl AsyncRead for PipeEnd {
         buf.put_slice(&front[..from_front]);
         buf.put_slice(&back[..n - from_front]);
         h.buf.drain(..n);
-        h.reader_woken = false;
         if h.buf.is_empty() && h.buf.capacity() > KEEP_WHEN_DRAINED {
             h.buf = VecDeque::new();
         }
@@ -155,12 +140,6 @@ impl AsyncWrite for PipeEnd {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if h.reader_woken && !h.yielded && h.buf.len() >= YIELD_AT {
-            h.yielded = true;
-            drop(h);
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
         let room = capacity.saturating_sub(h.buf.len());
         if room == 0 {
             h.writer = Some(cx.waker().clone());
@@ -169,12 +148,12 @@ impl AsyncWrite for PipeEnd {
         let n = room.min(data.len());
         let needed = h.buf.len() + n;
         if needed > h.buf.capacity() {
-            // Small messages: exactly what they need. Anything bigger: straight
+            // Small messages: doubling, as usual. Anything bigger: straight
             // to `capacity` (up to 1 MiB), so a stream moves its bytes once
             // instead of again at every doubling. The allocator maps such
             // blocks lazily, and a drained buffer is freed.
             let want = if needed <= KEEP_WHEN_DRAINED {
-                needed
+                needed.next_power_of_two()
             } else {
                 capacity.min(RESERVE_AT_ONCE)
             };
@@ -183,10 +162,6 @@ impl AsyncWrite for PipeEnd {
         }
         h.buf.extend(&data[..n]);
         let reader = h.reader.take();
-        if reader.is_some() {
-            h.reader_woken = true;
-            h.yielded = false;
-        }
         drop(h);
         if let Some(r) = reader {
             r.wake();
@@ -276,29 +251,6 @@ mod tests {
         let mut sink = vec![0; 100_000];
         b.read_exact(&mut sink).await.unwrap();
         assert_eq!(b.inbound().buf.capacity(), 0, "drained buffer is freed");
-    }
-
-    #[test]
-    fn writer_yields_once_to_a_woken_reader_but_never_waits_for_it() {
-        let (mut a, mut b) = pipe(1 << 20);
-        let cx = &mut Context::from_waker(futures::task::noop_waker_ref());
-        let mut buf = [0; 1];
-        let mut rb = ReadBuf::new(&mut buf);
-        assert!(Pin::new(&mut b).poll_read(cx, &mut rb).is_pending());
-        let chunk = vec![1; YIELD_AT];
-        assert!(matches!(
-            Pin::new(&mut a).poll_write(cx, &chunk),
-            Poll::Ready(Ok(n)) if n == YIELD_AT
-        ));
-        // The reader was woken but has not read: one yield, then on.
-        assert!(Pin::new(&mut a).poll_write(cx, &chunk).is_pending());
-        for _ in 0..2 {
-            assert!(matches!(
-                Pin::new(&mut a).poll_write(cx, &chunk),
-                Poll::Ready(Ok(n)) if n == YIELD_AT
-            ));
-        }
-        assert_eq!(b.inbound().buf.len(), 3 * YIELD_AT);
     }
 
     #[tokio::test]
