@@ -583,7 +583,7 @@ const KINDS: [Kind; 7] = [
     Kind::Duplex(256 * KIB),
     Kind::Duplex(MIB),
     Kind::Pipenet,
-    Kind::PipenetCap(256 * KIB),
+    Kind::PipenetCap(MIB),
     Kind::Lonet,
 ];
 

@@ -161,3 +161,36 @@ async fn empty_name_makes_a_fresh_network() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// A host that closed and reappeared in another subnetwork (process) is
+/// found again, though this subnetwork remembered where it was; one that is
+/// gone for good is "no such host", as if it had never been dialed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dials_follow_a_host_that_moved() {
+    let root = tempfile::tempdir().unwrap();
+    let join = || lonet::Builder::new("moving").root(root.path()).join();
+    let (here, first, second) = (
+        join().await.unwrap(),
+        join().await.unwrap(),
+        join().await.unwrap(),
+    );
+    let beta = here.new_host("β").await.unwrap();
+
+    let alpha = first.new_host("α").await.unwrap();
+    let l = alpha.listen(":1").await.unwrap();
+    works(&beta, &l).await; // β now knows where α is
+    drop(l);
+    alpha.close().await.unwrap();
+
+    let alpha = second.new_host("α").await.unwrap();
+    let l = alpha.listen(":1").await.unwrap();
+    works(&beta, &l).await; // found in its new place
+    drop(l);
+    alpha.close().await.unwrap();
+
+    let err = beta.dial("α:1").await.unwrap_err();
+    assert_eq!(err.to_string(), "dial lonetmoving β:1->α:1: no such host");
+    for net in [here, first, second] {
+        net.close().await.unwrap();
+    }
+}

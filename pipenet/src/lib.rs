@@ -10,7 +10,7 @@
 //! - [`RamRegistry`]: the in-memory host registry it uses.
 //! - `pipe.rs`: the connection pipe. It is *buffered*, like TCP: a write
 //!   returns once its bytes are in the pipe's buffer (up to
-//!   [`Builder::pipe_capacity`], default 1 MiB per direction), without waiting
+//!   [`Builder::pipe_capacity`], default 256 KiB per direction), without waiting
 //!   for the reader. The buffer grows with traffic and is freed when drained.
 //!
 //! Everything else (hosts, ports, listeners, errors) is
@@ -56,8 +56,10 @@ use virtnet_core::{SubNetwork, VirtError};
 pub use registry::RamRegistry;
 pub use virtnet_core::{Addr, Conn, Host, Listener, Networker};
 
-/// The default buffer size of each direction of a connection: 1 MiB.
-pub const DEFAULT_PIPE_CAPACITY: usize = 1 << 20;
+/// The default buffer size of each direction of a connection: 256 KiB
+/// (bigger buffers no longer fit the CPU cache, and streams get slower; see
+/// BENCHMARKS.md).
+pub const DEFAULT_PIPE_CAPACITY: usize = 256 << 10;
 
 /// A pipenet network: named hosts in this process, connected by in-memory pipes.
 ///

@@ -13,7 +13,7 @@ use crate::down::Down;
 use crate::engine::Transport;
 use crate::listener::{Listener, ListenerShared};
 use crate::ports::{Socket, SocketTable};
-use crate::subnet::{registry_io, SubNetInner, SubNetwork};
+use crate::subnet::{SubNetInner, SubNetwork};
 use crate::{lock, Addr, OpError, VirtError};
 
 /// A host on a virtual network: dial from it, listen on it.
@@ -81,15 +81,7 @@ impl Host {
             .into()
         };
         let dst = h.parse(addr).map_err(|e| fail(None, e))?;
-        let attempt = async {
-            let data = h
-                .subnet
-                .registry
-                .query(dst.host())
-                .await
-                .map_err(registry_io)?;
-            h.subnet.engine.dial(&src, &dst, &data).await
-        };
+        let attempt = h.subnet.dial_via_registry(&src, &dst);
         let dialed = tokio::select! {
             dialed = attempt => dialed,
             reason = h.down.wait() => Err(reason.into()),

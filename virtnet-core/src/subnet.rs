@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::down::Down;
-use crate::engine::{Engine, Inbox, Incoming, Undelivered};
+use crate::engine::{Dialed, Engine, Inbox, Incoming, Undelivered};
 use crate::host::{Host, HostInner};
 use crate::ports::Socket;
 use crate::registry::{Registry, RegistryCause, RegistryError};
@@ -31,6 +31,9 @@ pub(crate) struct SubNetInner {
     pub(crate) engine: Box<dyn Engine>,
     pub(crate) registry: Arc<dyn Registry>,
     pub(crate) hosts: Mutex<HashMap<Arc<str>, Arc<HostInner>>>,
+    /// Host data learned from the registry by successful dials, so the next
+    /// dial to the same host needs no query (see `dial_via_registry`).
+    known: Mutex<HashMap<String, String>>,
     pub(crate) down: Down,
     auto_close: AtomicBool,
 }
@@ -53,6 +56,7 @@ impl SubNetwork {
             })),
             registry,
             hosts: Mutex::default(),
+            known: Mutex::default(),
             down: Down::default(),
             auto_close: AtomicBool::new(false),
         }))
@@ -158,6 +162,43 @@ impl SubNetwork {
 impl SubNetInner {
     pub(crate) fn maybe_auto_close(&self) -> bool {
         self.auto_close.load(Ordering::Acquire) && lock(&self.hosts).is_empty()
+    }
+
+    /// Has the engine dial `dst` from `src` with `dst`'s host data.
+    ///
+    /// The data a successful dial used is remembered, and the next dial to
+    /// that host uses it without asking the registry (a query can cost more
+    /// than the rest of a dial). If that attempt fails with anything but a
+    /// refusal (which the host's own subnetwork answered), the data may be
+    /// stale: the host closed, or moved to another process. Then the
+    /// registry is asked after all; if it holds the same data, the failure
+    /// stands as it is, and only if the host moved is it dialed again, at
+    /// its new data. The source port stays the same.
+    pub(crate) async fn dial_via_registry(&self, src: &Addr, dst: &Addr) -> io::Result<Dialed> {
+        let host = dst.host();
+        let known = lock(&self.known).get(host).cloned();
+        let mut failed = None;
+        if let Some(data) = known {
+            match self.engine.dial(src, dst, &data).await {
+                Err(e) if VirtError::of(&e) != Some(VirtError::ConnRefused) => {
+                    let mut known = lock(&self.known);
+                    if known.get(host) == Some(&data) {
+                        known.remove(host);
+                    }
+                    failed = Some((data, e));
+                }
+                answered => return answered,
+            }
+        }
+        let data = self.registry.query(host).await.map_err(registry_io)?;
+        if let Some((stale, e)) = failed {
+            if stale == data {
+                return Err(e);
+            }
+        }
+        let dialed = self.engine.dial(src, dst, &data).await?;
+        lock(&self.known).insert(host.to_owned(), data);
+        Ok(dialed)
     }
 
     pub(crate) fn deliver(
