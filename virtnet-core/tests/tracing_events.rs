@@ -62,3 +62,54 @@ fn dial_listen_accept_and_close_are_traced() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
+
+/// Two traces (as two processes would) append JSON lines to one file; each
+/// line is a JSON object naming the process, the network and the event.
+#[tokio::test]
+async fn traces_of_several_networkers_merge_as_json_lines() {
+    use tokio::io::AsyncWriteExt;
+    use virtnet_core::trace::Trace;
+    use virtnet_core::Networker;
+
+    let dir = std::env::temp_dir().join(format!("virtnet-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("events.jsonl");
+    let net = pipenet::Network::new("jsontrace");
+    let server_trace = Trace::new().json_file(&path).unwrap();
+    let client_trace = Trace::new().json_file(&path).unwrap();
+    let alpha = server_trace.wrap(net.host("α").await.unwrap());
+    let beta = client_trace.wrap(net.host("β").await.unwrap());
+    let l = alpha.listen(":5").await.unwrap();
+    let (c, s) = tokio::join!(beta.dial("α:5"), l.accept());
+    let (mut c, _s) = (c.unwrap(), s.unwrap());
+    c.write_all(b"x\n\"y\"").await.unwrap();
+    client_trace.set_enabled(false);
+    c.write_all(b"unrecorded").await.unwrap();
+    drop(c);
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["listen", "dial", "accept", "connect", "write"]);
+    for e in &events {
+        assert_eq!(e["network"], "pipejsontrace");
+        assert_eq!(e["pid"], std::process::id());
+        assert!(e["time_ns"].as_u64().is_some());
+    }
+    assert_eq!(events[4]["local"], "β:1");
+    assert_eq!(events[4]["peer"], "α:1");
+    assert_eq!(events[4]["data"], "x\n\"y\"");
+    assert_eq!(
+        client_trace.lines().len(),
+        3,
+        "dial, connect, write; then switched off"
+    );
+    net.close().await.unwrap();
+}
