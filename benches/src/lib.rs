@@ -255,9 +255,18 @@ async fn dial_tcp(warmup: usize, n: usize) -> Samples {
 }
 
 async fn dial_pipenet(warmup: usize, n: usize) -> Samples {
-    let net = pipenet::Network::new("dialbench");
-    let a = net.host("α").await.unwrap();
-    let b = net.host("β").await.unwrap();
+    dial_hosts(
+        pipenet::Network::new("dialbench").subnetwork().clone(),
+        warmup,
+        n,
+    )
+    .await
+}
+
+/// Dials α:10 from β on `net`, both hosts made here, then closes `net`.
+async fn dial_hosts(net: virtnet_core::SubNetwork, warmup: usize, n: usize) -> Samples {
+    let a = net.new_host("α").await.unwrap();
+    let b = net.new_host("β").await.unwrap();
     let l = a.listen(":10").await.unwrap();
     let s = time_dials(warmup, n, || async {
         let (c, s) = tokio::try_join!(b.dial("α:10"), l.accept()).unwrap();
@@ -278,17 +287,7 @@ async fn dial_lonet(
     if ram_registry {
         builder = builder.registry(Arc::new(pipenet::RamRegistry::new("lonetdialbench")));
     }
-    let net = builder.join().await.unwrap();
-    let a = net.new_host("α").await.unwrap();
-    let b = net.new_host("β").await.unwrap();
-    let l = a.listen(":10").await.unwrap();
-    let s = time_dials(warmup, n, || async {
-        let (c, s) = tokio::try_join!(b.dial("α:10"), l.accept()).unwrap();
-        drop((c, s));
-    })
-    .await;
-    net.close().await.unwrap();
-    s
+    dial_hosts(builder.join().await.unwrap(), warmup, n).await
 }
 
 /// lonet with the dialing host in a child process: the child times its
