@@ -1,9 +1,10 @@
 //! lonet's engine: one OS listener per subnetwork serves all its hosts; a
 //! dial is a loopback TCP connection that starts with the handshake.
 //!
-//! Accept side: [`serve`] accepts OS connections and runs each handshake in
-//! its own task (bounded by the handshake deadline), then hands the
-//! connection to the core's [`Inbox`]; the listener's accept later writes the
+//! Accept side: [`serve`] accepts OS connections; a request line that has
+//! already arrived is taken and checked at once, a slower one in a task of
+//! its own (bounded by the handshake deadline); then the connection goes to
+//! the core's [`Inbox`], and the listener's accept later writes the
 //! `connected` reply ([`TcpIncoming::accept`]). Dial side:
 //! [`LonetEngine::dial`] connects, sends the request and checks the reply.
 
