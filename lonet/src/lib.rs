@@ -44,6 +44,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod acceptor;
 pub mod dirs;
 mod engine;
 pub mod handshake;

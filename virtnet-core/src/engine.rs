@@ -19,6 +19,7 @@
 
 use std::io;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -74,6 +75,37 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Shuts the engine down.
     async fn close(&self) -> io::Result<()>;
+
+    /// Optional: a driver with which a task waiting in
+    /// [`Listener::accept`](crate::Listener::accept) takes in arriving
+    /// connections itself, instead of waiting for the engine's background
+    /// work to deliver them. The core asks for one when an accept (or the
+    /// listener's stream) finds its queue empty, polls it while the accept
+    /// waits, and drops it when the accept returns or is dropped.
+    ///
+    /// This saves a hand-off between tasks per connection, which on a
+    /// multi-thread runtime is a thread wake-up. The default, `None`, leaves
+    /// every delivery to the engine's own tasks (pipenet delivers from the
+    /// dialer's task already).
+    fn accept_driver(&self) -> Option<Box<dyn AcceptDriver>> {
+        None
+    }
+}
+
+/// Takes in connections for the subnetwork from inside an accepting task
+/// (see [`Engine::accept_driver`]).
+///
+/// # Contract
+/// - Whatever the driver takes in goes through [`Inbox::deliver`], to any
+///   listener of the subnetwork, exactly as the engine's own tasks would.
+/// - It must never be the only thing watching for arrivals once it is
+///   dropped: dropping it hands back to the engine's background work
+///   whatever it holds and whatever it was watching.
+pub trait AcceptDriver: Send + Sync {
+    /// Takes in what has arrived. `Ready(())` if it delivered at least one
+    /// connection (the caller then looks at its queue again); `Pending` if
+    /// nothing, after arranging for `cx` to be woken when more may arrive.
+    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()>;
 }
 
 /// A connection that arrived for a listener and waits to be accepted.

@@ -77,7 +77,9 @@ pub mod trace;
 
 pub use addr::{join_host_port, split_host_port, Addr, AddrError, AddrErrorKind};
 pub use conn::Conn;
-pub use engine::{AbortHandle, Dialed, Engine, Inbox, Incoming, Transport, Undelivered};
+pub use engine::{
+    AbortHandle, AcceptDriver, Dialed, Engine, Inbox, Incoming, Transport, Undelivered,
+};
 pub use error::{OpError, VirtError};
 pub use host::Host;
 pub use listener::{Listener, ListenerCloser};

@@ -12,7 +12,7 @@ use futures::Stream;
 use tokio::sync::Notify;
 
 use crate::conn::Conn;
-use crate::engine::Incoming;
+use crate::engine::{AcceptDriver, Incoming};
 use crate::host::HostInner;
 use crate::trace::{Event, Trace};
 use crate::{lock, Addr, OpError, VirtError};
@@ -27,6 +27,8 @@ pub struct Listener {
     ended: bool,
     /// Where accepts and the close are recorded, if traced.
     observer: Option<Trace>,
+    /// The engine's accept driver while the stream waits for a connection.
+    driver: Option<Box<dyn AcceptDriver>>,
 }
 
 pub(crate) struct ListenerShared {
@@ -35,6 +37,15 @@ pub(crate) struct ListenerShared {
     state: Mutex<ListenerState>,
     /// Woken when the listener closes, for [`ListenerCloser::closed`].
     closed: Notify,
+}
+
+/// What an accept that finds the queue empty does about the next arrival.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// Be woken by it.
+    Register,
+    /// Not be woken by it (forget an earlier registration).
+    Unregister,
 }
 
 #[derive(Default)]
@@ -50,6 +61,7 @@ impl Listener {
             shared,
             ended: false,
             observer: None,
+            driver: None,
         }
     }
 
@@ -63,19 +75,35 @@ impl Listener {
     /// Ends with "socket is down" once the listener is closed, and "host is
     /// down" / "network is down" when its host or network goes down.
     /// Cancel-safe: dropping the future loses no connection.
+    ///
+    /// While it waits, the task running it may take in arriving connections
+    /// for the whole subnetwork itself (lonet does, see
+    /// [`Engine::accept_driver`](crate::Engine::accept_driver)), so keep
+    /// polling a pending accept or drop it: a pending accept that is kept
+    /// but not polled delays the subnetwork's other arrivals until it is.
     pub async fn accept(&self) -> io::Result<Conn> {
-        poll_fn(|cx| self.poll_accept(cx)).await
+        let mut driver = None;
+        poll_fn(|cx| self.poll_accept_driving(cx, &mut driver)).await
     }
 
-    /// Polls for the next connection; see [`accept`](Self::accept).
+    /// Polls for the next connection; see [`accept`](Self::accept). Unlike
+    /// `accept` and the stream, it leaves all deliveries to the engine's
+    /// background work (it has nowhere to keep an accept driver).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>> {
+        self.poll_queue(cx, Wait::Register)
+    }
+
+    /// Takes the next queued connection, recording it if traced. When the
+    /// queue is empty, `wait` says whether `cx` is to be woken by the next
+    /// arrival.
+    fn poll_queue(&self, cx: &mut Context<'_>, wait: Wait) -> Poll<io::Result<Conn>> {
         let Some(trace) = &self.observer else {
-            return self.shared.poll_accept(cx);
+            return self.shared.poll_accept(cx, wait);
         };
         // The dialer learns of the accept inside `poll_accept`: record it
         // under the trace so the dialer's "connect" comes after.
         trace.around(self.shared.addr.network(), || {
-            match self.shared.poll_accept(cx) {
+            match self.shared.poll_accept(cx, wait) {
                 Poll::Ready(Ok(mut conn)) => {
                     let (local, peer) = (conn.local_addr().clone(), conn.peer_addr().clone());
                     conn.observe(trace.clone());
@@ -84,6 +112,40 @@ impl Listener {
                 other => (other, None),
             }
         })
+    }
+
+    /// [`poll_accept`](Self::poll_accept), taking in arrivals with the
+    /// engine's accept driver (made on first need, kept in `driver`) while
+    /// the queue is empty.
+    fn poll_accept_driving(
+        &self,
+        cx: &mut Context<'_>,
+        driver: &mut Option<Box<dyn AcceptDriver>>,
+    ) -> Poll<io::Result<Conn>> {
+        // Each round delivers at least one connection, maybe for another
+        // listener; after this many, let other tasks run.
+        const ROUNDS: usize = 32;
+        for _ in 0..ROUNDS {
+            // Not waiting on the queue while driving: a task that wakes
+            // itself is put back on the run queue, and on a multi-thread
+            // runtime that wakes another worker to steal it.
+            if let Poll::Ready(accepted) = self.poll_queue(cx, Wait::Unregister) {
+                return Poll::Ready(accepted);
+            }
+            let driver = match driver {
+                Some(driver) => driver,
+                None => match self.shared.host.subnet.engine.accept_driver() {
+                    Some(made) => driver.insert(made),
+                    None => return self.poll_queue(cx, Wait::Register),
+                },
+            };
+            if driver.poll_drive(cx).is_pending() {
+                // Waits on both; looks at the queue once more under its lock.
+                return self.poll_queue(cx, Wait::Register);
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     /// A handle that can close this listener, or wait for it to close, from
@@ -154,7 +216,7 @@ impl ListenerShared {
         }
     }
 
-    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>> {
+    fn poll_accept(&self, cx: &mut Context<'_>, wait: Wait) -> Poll<io::Result<Conn>> {
         loop {
             let (src, incoming) = {
                 let mut st = lock(&self.state);
@@ -164,8 +226,11 @@ impl ListenerShared {
                 match st.queue.pop_front() {
                     Some(next) => next,
                     None => {
-                        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                            st.wakers.push(cx.waker().clone());
+                        let known = st.wakers.iter().position(|w| w.will_wake(cx.waker()));
+                        match (wait, known) {
+                            (Wait::Register, None) => st.wakers.push(cx.waker().clone()),
+                            (Wait::Unregister, Some(i)) => drop(st.wakers.swap_remove(i)),
+                            _ => {}
                         }
                         return Poll::Pending;
                     }
@@ -277,6 +342,9 @@ impl fmt::Debug for ListenerCloser {
 
 /// Yields accepted connections. Ends (`None`) after [`Listener::close`];
 /// when the host or network goes down it yields that error once, then ends.
+///
+/// Like [`Listener::accept`], a pending stream may take in arrivals for the
+/// subnetwork itself: keep polling it while it is pending.
 impl Stream for Listener {
     type Item = io::Result<Conn>;
 
@@ -285,7 +353,14 @@ impl Stream for Listener {
         if this.ended {
             return Poll::Ready(None);
         }
-        match this.poll_accept(cx) {
+        let mut driver = this.driver.take();
+        let polled = this.poll_accept_driving(cx, &mut driver);
+        if polled.is_pending() {
+            // Kept while waiting; dropped with an item, handing back what it
+            // watches, since the stream may not be polled again for a while.
+            this.driver = driver;
+        }
+        match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(conn)) => Poll::Ready(Some(Ok(conn))),
             Poll::Ready(Err(e)) => {
