@@ -217,24 +217,49 @@ async fn handshake(acceptor: Arc<Acceptor>, mut stream: TcpStream, deadline: Ins
 
 /// The request line if all of it is in `sock`'s receive queue already.
 fn take_line_now(sock: &SockRef<'_>) -> Option<Vec<u8>> {
+    match look(sock) {
+        Look::Line(line) => Some(line),
+        Look::Nothing | Look::Incomplete => None,
+    }
+}
+
+/// What [`look`] found in a fresh connection's receive queue.
+enum Look {
+    /// The whole request line, now taken off the socket.
+    Line(Vec<u8>),
+    /// No bytes yet.
+    Nothing,
+    /// Part of a line, end of stream, or an error.
+    Incomplete,
+}
+
+/// Takes the request line off `sock` if all of it has arrived, never
+/// reading past its `\n`.
+fn look(sock: &SockRef<'_>) -> Look {
     let mut peek = [MaybeUninit::<u8>::uninit(); handshake::MAX_REQUEST];
-    let n = sock.peek(&mut peek).ok()?;
+    let n = match sock.peek(&mut peek) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Look::Nothing,
+        Err(_) => return Look::Incomplete,
+    };
     // SAFETY: `peek` initialized the first `n` bytes.
     let peeked =
         unsafe { std::slice::from_raw_parts(peek.as_ptr().cast::<u8>(), n.min(peek.len())) };
-    let end = peeked.iter().position(|&b| b == b'\n')?;
+    let Some(end) = peeked.iter().position(|&b| b == b'\n') else {
+        return Look::Incomplete;
+    };
     let mut line = vec![MaybeUninit::<u8>::uninit(); end + 1];
     // The peeked bytes are in the socket: this takes exactly them. Getting
     // fewer cannot happen; the line would be lost, and an empty one is
     // refused as an invalid request.
     match sock.recv(&mut line) {
         // SAFETY: `recv` initialized all of `line`.
-        Ok(got) if got == line.len() => Some(
+        Ok(got) if got == line.len() => Look::Line(
             line.into_iter()
                 .map(|b| unsafe { b.assume_init() })
                 .collect(),
         ),
-        _ => Some(Vec::new()),
+        _ => Look::Line(Vec::new()),
     }
 }
 
@@ -288,14 +313,8 @@ impl Driver {
     /// the peer closed, or the deadline passed).
     fn poll_held(&mut self, cx: &mut Context<'_>) -> bool {
         // Readiness can be stale (a fresh socket reports readable at once);
-        // each turn that finds nothing clears it, so this ends quickly.
+        // a look that finds nothing clears it, so this ends quickly.
         for _ in 0..4 {
-            if self.held.is_none() {
-                return false;
-            };
-            if self.take_held_line() {
-                return true;
-            }
             let Some(held) = &mut self.held else {
                 return false;
             };
@@ -305,36 +324,26 @@ impl Driver {
             match held.stream.poll_read_ready(cx) {
                 Poll::Pending => return false,
                 Poll::Ready(Err(_)) => break,
-                Poll::Ready(Ok(())) => {
-                    let peeked = held.stream.try_io(Interest::READABLE, || {
-                        SockRef::from(&held.stream).peek(&mut [MaybeUninit::uninit(); 1])
-                    });
-                    match peeked {
-                        // Nothing there: readiness cleared, wait again.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        // Bytes came since the look above: one more look.
-                        Ok(n) if n > 0 => return self.take_held_line() || self.release_held(),
-                        // End of stream or an error.
-                        _ => break,
+                Poll::Ready(Ok(())) => {}
+            }
+            let stream = &held.stream;
+            let looked = stream.try_io(Interest::READABLE, || match look(&SockRef::from(stream)) {
+                Look::Nothing => Err(io::ErrorKind::WouldBlock.into()),
+                other => Ok(other),
+            });
+            match looked {
+                Ok(Look::Line(line)) => {
+                    if let Some(held) = self.held.take() {
+                        self.deliver(held.stream, &line);
                     }
+                    return true;
                 }
+                // Nothing there: readiness cleared, wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                _ => break,
             }
         }
         self.release_held()
-    }
-
-    /// Delivers the held connection if its whole request line is there.
-    fn take_held_line(&mut self) -> bool {
-        let Some(held) = &self.held else {
-            return false;
-        };
-        let Some(line) = take_line_now(&SockRef::from(&held.stream)) else {
-            return false;
-        };
-        if let Some(held) = self.held.take() {
-            self.deliver(held.stream, &line);
-        }
-        true
     }
 
     /// Delivers a connection whose request line was taken.
@@ -371,12 +380,8 @@ impl AcceptDriver for Driver {
                     break;
                 }
             };
-            if let Some(line) = take_line_now(&SockRef::from(&stream)) {
-                self.deliver(stream, &line);
-                delivered = true;
-                continue;
-            }
-            // Hold the newest; an older one still waiting goes to the serve loop.
+            // Hold the newest (its first look is at once); an older one
+            // still waiting goes to the serve loop.
             let _ = self.release_held();
             let deadline = Box::pin(tokio::time::sleep(self.acceptor.handshake_timeout));
             self.held = Some(Held { stream, deadline });
