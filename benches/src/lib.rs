@@ -310,12 +310,66 @@ async fn dial_lonet_remote(
             drop(c);
         }
     });
+    let target = root.to_string_lossy().into_owned();
+    let samples = remote_dials("lonet", target, flavor, warmup, n).await;
+    acceptor.abort();
+    net.close().await.unwrap();
+    samples
+}
+
+/// The floor under a dial across processes: raw TCP connect, a request
+/// line and a reply line, the connecting side in a child process (what a
+/// lonet dial does on the wire, without lonet).
+async fn dial_tcp_line_remote(flavor: Flavor, warmup: usize, n: usize) -> Samples {
+    use tokio::io::AsyncReadExt;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let acceptor = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            s.set_nodelay(true).unwrap();
+            if read_line_from(&mut s).await && s.write_all(REPLY).await.is_err() {
+                continue;
+            }
+            // wait for the dialer to close, as a lonet acceptor's conn would
+            let _ = s.read(&mut [0; 1]).await;
+        }
+    });
+    let samples = remote_dials("tcp-line", addr.to_string(), flavor, warmup, n).await;
+    acceptor.abort();
+    samples
+}
+
+/// The request and reply lines of [`dial_tcp_line_remote`], as long as lonet's.
+const REQUEST: &[u8] = b"lonet \"lonetremotebench\" dial \"\xce\xb2:1\" \"\xce\xb1:10\"\n";
+const REPLY: &[u8] = b"lonet \"lonetremotebench\" connected \"\xce\xb1:2\"\n";
+
+/// Reads up to a `\n` (false at end of stream).
+async fn read_line_from(s: &mut TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0; 128];
+    let mut got = 0;
+    while !buf[..got].contains(&b'\n') {
+        match s.read(&mut buf[got..]).await {
+            Ok(0) | Err(_) => return false,
+            Ok(k) => got += k,
+        }
+    }
+    true
+}
+
+/// Runs a dialer child of `kind` against `target` and collects its timings.
+async fn remote_dials(
+    kind: &'static str,
+    target: String,
+    flavor: Flavor,
+    warmup: usize,
+    n: usize,
+) -> Samples {
     let exe = std::env::current_exe().unwrap();
-    let root2 = root.clone();
-    let samples = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut child = Command::new(exe)
-            .args(["--child", "lonet-dialer"])
-            .arg(&root2)
+            .args(["--child", "dialer", kind])
+            .arg(&target)
             .arg("remotebench")
             .arg(flavor.arg())
             .stdin(Stdio::piped())
@@ -326,7 +380,7 @@ async fn dial_lonet_remote(
         let mut from = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         from.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "lonet dialer child");
+        assert_eq!(line.trim(), "ready", "{kind} dialer child");
         writeln!(to, "dial {warmup} {n}").unwrap();
         line.clear();
         from.read_line(&mut line).unwrap();
@@ -340,10 +394,7 @@ async fn dial_lonet_remote(
         Samples(v)
     })
     .await
-    .unwrap();
-    acceptor.abort();
-    net.close().await.unwrap();
-    samples
+    .unwrap()
 }
 
 /// turmoil: wall-clock time of each connect, as seen by the client, with
@@ -391,12 +442,13 @@ fn dial_section(sz: &Sizes) {
     println!("|---|---|---:|---:|---:|");
     let tmp = tempfile::tempdir().unwrap();
     let (w, n) = (sz.dial_warmup, sz.dials / sz.rounds);
-    const NAMES: [&str; 5] = [
+    const NAMES: [&str; 6] = [
         "raw TCP 127.0.0.1",
         "pipenet",
         "lonet (two hosts, one process)",
         "lonet (dialer in another process)",
         "lonet, in-memory registry instead of SQLite (for comparison)",
+        "raw TCP + a line each way, dialer in another process (for comparison)",
     ];
     for flavor in Flavor::ALL {
         let root = tmp.path().join(flavor.arg());
@@ -410,7 +462,8 @@ fn dial_section(sz: &Sizes) {
                     1 => run_on(flavor, move || dial_pipenet(w, n)),
                     2 => run_on(flavor, move || dial_lonet(r, false, w, n)),
                     3 => run_on(flavor, move || dial_lonet_remote(r, flavor, w, n)),
-                    _ => run_on(flavor, move || dial_lonet(r, true, w, n)),
+                    4 => run_on(flavor, move || dial_lonet(r, true, w, n)),
+                    _ => run_on(flavor, move || dial_tcp_line_remote(flavor, w, n)),
                 };
                 s.0.extend(got.0);
             }
@@ -888,12 +941,23 @@ async fn scale_child(net: String, n: usize, root: std::path::PathBuf) {
     }
 }
 
-/// The lonet dialer in another process: joins, makes host β, says `ready`;
-/// on `dial W N` makes W untimed then N timed dials to `α:10` and answers
-/// `lat <ns>...`; ends at end of input.
-async fn lonet_dialer_child(root: std::path::PathBuf, name: String) {
-    let net = lonet::Builder::new(&name).root(&root).join().await.unwrap();
-    let b = net.new_host("β").await.unwrap();
+/// A dialer in another process, of `kind` `lonet` (joins the network under
+/// root `target`, makes host β, dials `α:10`) or `tcp-line` (connects to
+/// `target`, sends a line, reads the reply line). Says `ready`; on
+/// `dial W N` makes W untimed then N timed dials and answers `lat <ns>...`;
+/// ends at end of input.
+async fn dialer_child(kind: String, target: String, name: String) {
+    let lonet = if kind == "lonet" {
+        let net = lonet::Builder::new(&name)
+            .root(Path::new(&target))
+            .join()
+            .await
+            .unwrap();
+        let b = net.new_host("β").await.unwrap();
+        Some((net, b))
+    } else {
+        None
+    };
     println!("ready");
     std::io::stdout().flush().unwrap();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -904,10 +968,23 @@ async fn lonet_dialer_child(root: std::path::PathBuf, name: String) {
             .map(|t| t.parse().unwrap())
             .collect();
         let (w, n) = (f[0], f[1]);
-        let s = time_dials(w, n, || async {
-            drop(b.dial("α:10").await.unwrap());
-        })
-        .await;
+        let s = match &lonet {
+            Some((_, b)) => {
+                time_dials(w, n, || async {
+                    drop(b.dial("α:10").await.unwrap());
+                })
+                .await
+            }
+            None => {
+                time_dials(w, n, || async {
+                    let mut c = TcpStream::connect(&target).await.unwrap();
+                    c.set_nodelay(true).unwrap();
+                    c.write_all(REQUEST).await.unwrap();
+                    assert!(read_line_from(&mut c).await, "reply line");
+                })
+                .await
+            }
+        };
         let mut out = String::from("lat");
         for d in &s.0 {
             out.push_str(&format!(" {}", d.as_nanos()));
@@ -915,7 +992,9 @@ async fn lonet_dialer_child(root: std::path::PathBuf, name: String) {
         println!("{out}");
         std::io::stdout().flush().unwrap();
     }
-    net.close().await.unwrap();
+    if let Some((net, _)) = lonet {
+        net.close().await.unwrap();
+    }
 }
 
 fn child(args: &[String]) {
@@ -928,15 +1007,14 @@ fn child(args: &[String]) {
             std::fs::create_dir_all(&root).unwrap();
             run_on(Flavor::Multi, move || scale_child(net, n, root));
         }
-        Some("lonet-dialer") => {
-            let root = Path::new(&args[1]).to_owned();
-            let name = args[2].clone();
-            let flavor = if args[3] == "current" {
+        Some("dialer") => {
+            let (kind, target, name) = (args[1].clone(), args[2].clone(), args[3].clone());
+            let flavor = if args[4] == "current" {
                 Flavor::Current
             } else {
                 Flavor::Multi
             };
-            run_on(flavor, move || lonet_dialer_child(root, name));
+            run_on(flavor, move || dialer_child(kind, target, name));
         }
         other => panic!("unknown child mode {other:?}"),
     }
