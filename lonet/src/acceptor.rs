@@ -2,59 +2,84 @@
 //! arriving OS connections get their request line read and go to the core.
 //!
 //! Two kinds of task take connections off the OS listener:
-//! - the **serve loop** ([`serve`]), always running, which hears of every
-//!   arrival while nothing else watches the listener;
+//! - the **serve loop** ([`serve`]), always running, which handles arrivals
+//!   while no driver watches the listener, and runs slow handshakes;
 //! - an **accept driver** ([`Driver`]), lent to a task waiting in
 //!   `Listener::accept`, which takes arrivals in itself while it waits. The
 //!   connection is then accepted in the task that asked for it, with no
 //!   hand-off to another task (on a multi-thread runtime, another thread).
 //!
-//! Only one of them is woken by an arrival: tokio keeps a single waker for
-//! a listener polled with `poll_accept`, the last one to poll. A driver that
-//! is dropped wakes the serve loop, which polls again and so watches again.
+//! Only one of them is woken by an arrival: tokio keeps a single waker for a
+//! listener polled with `poll_accept`, the last one to poll. Who that is, the
+//! **watcher**, is recorded under the same lock. A driver that stops being
+//! polled gives the watch back to the serve loop when it is dropped; one
+//! that is kept but not polled loses it at the serve loop's next check
+//! ([`CHECK_EVERY`]), so arrivals wait at most that long.
 //!
-//! A request line that has already arrived is taken at once. A driver keeps
-//! one connection whose line has not (on loopback it comes a moment after
-//! the connect) and checks it again when the socket is readable; anything
-//! slower goes to the serve loop, which gives it a task of its own bounded
-//! by the handshake deadline, so a silent peer holds up nothing else.
+//! A request line that has already arrived (the usual case: the dialer
+//! sends it as soon as it connects) is taken at once, never reading past its
+//! `\n`. A connection whose line has not fully arrived goes to the serve
+//! loop, which gives it a task of its own bounded by the handshake deadline,
+//! so a silent peer holds up nothing else.
 
 use std::future::{poll_fn, Future};
 use std::io;
 use std::mem::MaybeUninit;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::SockRef;
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use virtnet_core::{AcceptDriver, Addr, Inbox, Incoming, Transport, Undelivered, VirtError};
 
 use crate::handshake::{self, RequestError};
 use crate::transport::TcpTransport;
 
+/// How often the serve loop checks that a driver watching the listener has
+/// not been left unpolled; it then takes the watch back.
+pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(10);
+
 /// What the serve loop and the accept drivers share.
 pub(crate) struct Acceptor {
-    /// The OS listener; `None` once the subnetwork closed.
-    listener: Mutex<Option<TcpListener>>,
+    watch: Mutex<Watch>,
     inbox: Inbox,
     /// The full network name (`lonetmynet`).
     network: Arc<str>,
     handshake_timeout: Duration,
     /// Connections for the serve loop: slow handshakes and error replies.
     to_serve: mpsc::UnboundedSender<Handoff>,
-    /// Wakes the serve loop to watch the listener again.
-    rewatch: Notify,
+    /// Wakes the serve loop: the watch came back to it, or it should start
+    /// checking on a driver.
+    wake_serve: Notify,
+    /// The serve loop checks on drivers every [`CHECK_EVERY`].
+    checking: AtomicBool,
+    /// Numbers the drivers.
+    next_driver: AtomicU64,
 }
 
-/// A connection a driver gives to the serve loop.
+/// The OS listener and who is woken by its next arrival.
+struct Watch {
+    /// `None` once the subnetwork closed.
+    listener: Option<TcpListener>,
+    watcher: Watcher,
+}
+
+/// Who polled the OS listener last, and so is woken by the next arrival.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Watcher {
+    Serve,
+    Driver(u64),
+}
+
+/// A connection for the serve loop.
 enum Handoff {
-    /// Its request line has not arrived yet; wait for it until `deadline`.
+    /// Its request line has not fully arrived; wait for it until `deadline`.
     Handshake {
         stream: TcpStream,
         deadline: Instant,
@@ -74,12 +99,17 @@ impl Acceptor {
     ) -> (Arc<Acceptor>, impl Future<Output = ()> + Send + 'static) {
         let (to_serve, handoffs) = mpsc::unbounded_channel();
         let acceptor = Arc::new(Acceptor {
-            listener: Mutex::new(Some(listener)),
+            watch: Mutex::new(Watch {
+                listener: Some(listener),
+                watcher: Watcher::Serve,
+            }),
             inbox,
             network,
             handshake_timeout,
             to_serve,
-            rewatch: Notify::new(),
+            wake_serve: Notify::new(),
+            checking: AtomicBool::new(false),
+            next_driver: AtomicU64::new(1),
         });
         (acceptor.clone(), serve(acceptor, handoffs))
     }
@@ -87,21 +117,71 @@ impl Acceptor {
     /// Closes the OS listener: later connections to it are refused by the
     /// OS. Drivers still alive find nothing more to take.
     pub(crate) fn close(&self) {
-        drop(self.lock_listener().take());
+        drop(self.lock().listener.take());
     }
 
-    fn lock_listener(&self) -> std::sync::MutexGuard<'_, Option<TcpListener>> {
-        self.listener.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Watch> {
+        self.watch.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Polls the OS listener, registering `cx` as the one task it wakes.
-    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<TcpStream>> {
-        match &*self.lock_listener() {
-            Some(listener) => listener.poll_accept(cx).map_ok(|(stream, _)| {
-                let _ = stream.set_nodelay(true);
-                stream
-            }),
-            None => Poll::Pending,
+    /// Polls the OS listener as `who`, who becomes the watcher. The serve
+    /// loop does not take the watch from a driver here (only its check
+    /// does, with `force`).
+    fn poll_accept(
+        &self,
+        who: Watcher,
+        force: bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<TcpStream>> {
+        let mut watch = self.lock();
+        if who == Watcher::Serve && watch.watcher != Watcher::Serve && !force {
+            return Poll::Pending;
+        }
+        let Some(listener) = &watch.listener else {
+            return Poll::Pending;
+        };
+        let polled = listener.poll_accept(cx);
+        // Checks start when a driver takes the watch and stop (in `serve`)
+        // when a check finds the serve loop watching; both under the lock.
+        let start_checks = who != Watcher::Serve
+            && watch.watcher == Watcher::Serve
+            && !self.checking.swap(true, Ordering::Relaxed);
+        watch.watcher = who;
+        drop(watch);
+        if start_checks {
+            self.wake_serve.notify_one();
+        }
+        polled.map_ok(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        })
+    }
+
+    /// Driver `id` stops watching: if it was the watcher, the serve loop is.
+    fn unwatch(&self, id: u64) {
+        let mut watch = self.lock();
+        if watch.watcher == Watcher::Driver(id) {
+            watch.watcher = Watcher::Serve;
+            drop(watch);
+            self.wake_serve.notify_one();
+        }
+    }
+
+    /// Takes the request line off `stream` if it is there and acts on it;
+    /// a connection whose line has not fully arrived goes to the serve
+    /// loop. True if the connection went to the core.
+    fn take_in(&self, stream: TcpStream) -> bool {
+        let Some(line) = take_line_now(&SockRef::from(&stream)) else {
+            let deadline = Instant::now() + self.handshake_timeout;
+            self.hand_off(Handoff::Handshake { stream, deadline });
+            return false;
+        };
+        match self.dispatch(stream, &line) {
+            Some((stream, reply)) => {
+                self.hand_off(Handoff::Refuse { stream, reply });
+                false
+            }
+            None => true,
         }
     }
 
@@ -140,23 +220,23 @@ impl Acceptor {
 }
 
 /// The serve loop: takes arrivals off the OS listener while no driver
-/// watches it, and runs the handshakes drivers hand over.
+/// watches it, checks on drivers that do, and runs slow handshakes.
 async fn serve(acceptor: Arc<Acceptor>, mut handoffs: mpsc::UnboundedReceiver<Handoff>) {
     let mut handshakes = JoinSet::new();
+    let check = tokio::time::sleep(CHECK_EVERY);
+    tokio::pin!(check);
+    let mut check_armed = false;
+    let mut force = false;
     loop {
+        if !check_armed && acceptor.checking.load(Ordering::Relaxed) {
+            check.as_mut().reset(Instant::now() + CHECK_EVERY);
+            check_armed = true;
+        }
         tokio::select! {
-            accepted = poll_fn(|cx| acceptor.poll_accept(cx)) => match accepted {
-                Ok(stream) => match take_line_now(&SockRef::from(&stream)) {
-                    Some(line) => {
-                        if let Some((stream, reply)) = acceptor.dispatch(stream, &line) {
-                            handshakes.spawn(refuse_and_close(stream, reply));
-                        }
-                    }
-                    None => {
-                        let deadline = Instant::now() + acceptor.handshake_timeout;
-                        handshakes.spawn(handshake(acceptor.clone(), stream, deadline));
-                    }
-                },
+            accepted = poll_fn(|cx| acceptor.poll_accept(Watcher::Serve, std::mem::take(&mut force), cx)) => match accepted {
+                Ok(stream) => {
+                    acceptor.take_in(stream);
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: say so, and give
                     // the system a moment instead of spinning.
@@ -173,8 +253,21 @@ async fn serve(acceptor: Arc<Acceptor>, mut handoffs: mpsc::UnboundedReceiver<Ha
                     handshakes.spawn(refuse_and_close(stream, reply));
                 }
             },
-            // A driver let go of the listener: the next turn polls it again.
-            () = acceptor.rewatch.notified() => {}
+            // The watch came back, or checks are to start: look again.
+            () = acceptor.wake_serve.notified() => {}
+            () = check.as_mut(), if check_armed => {
+                check_armed = false;
+                let watch = acceptor.lock();
+                if watch.watcher == Watcher::Serve {
+                    // No driver took the watch since the last check: rest
+                    // until one does.
+                    acceptor.checking.store(false, Ordering::Relaxed);
+                } else {
+                    // A driver may have been left unpolled: take the watch
+                    // back. A driver that is polled takes it again.
+                    force = true;
+                }
+            }
             Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
         }
     }
@@ -215,51 +308,27 @@ async fn handshake(acceptor: Arc<Acceptor>, mut stream: TcpStream, deadline: Ins
     }
 }
 
-/// The request line if all of it is in `sock`'s receive queue already.
+/// The request line if all of it is in `sock`'s receive queue already; it
+/// is then taken off the socket, never reading past its `\n`.
 fn take_line_now(sock: &SockRef<'_>) -> Option<Vec<u8>> {
-    match look(sock) {
-        Look::Line(line) => Some(line),
-        Look::Nothing | Look::Incomplete => None,
-    }
-}
-
-/// What [`look`] found in a fresh connection's receive queue.
-enum Look {
-    /// The whole request line, now taken off the socket.
-    Line(Vec<u8>),
-    /// No bytes yet.
-    Nothing,
-    /// Part of a line, end of stream, or an error.
-    Incomplete,
-}
-
-/// Takes the request line off `sock` if all of it has arrived, never
-/// reading past its `\n`.
-fn look(sock: &SockRef<'_>) -> Look {
     let mut peek = [MaybeUninit::<u8>::uninit(); handshake::MAX_REQUEST];
-    let n = match sock.peek(&mut peek) {
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Look::Nothing,
-        Err(_) => return Look::Incomplete,
-    };
+    let n = sock.peek(&mut peek).ok()?;
     // SAFETY: `peek` initialized the first `n` bytes.
     let peeked =
         unsafe { std::slice::from_raw_parts(peek.as_ptr().cast::<u8>(), n.min(peek.len())) };
-    let Some(end) = peeked.iter().position(|&b| b == b'\n') else {
-        return Look::Incomplete;
-    };
+    let end = peeked.iter().position(|&b| b == b'\n')?;
     let mut line = vec![MaybeUninit::<u8>::uninit(); end + 1];
     // The peeked bytes are in the socket: this takes exactly them. Getting
     // fewer cannot happen; the line would be lost, and an empty one is
     // refused as an invalid request.
     match sock.recv(&mut line) {
         // SAFETY: `recv` initialized all of `line`.
-        Ok(got) if got == line.len() => Look::Line(
+        Ok(got) if got == line.len() => Some(
             line.into_iter()
                 .map(|b| unsafe { b.assume_init() })
                 .collect(),
         ),
-        _ => Look::Line(Vec::new()),
+        _ => Some(Vec::new()),
     }
 }
 
@@ -285,107 +354,32 @@ async fn refuse_and_close(mut stream: TcpStream, reply: Vec<u8>) {
 /// accepting task.
 pub(crate) struct Driver {
     acceptor: Arc<Acceptor>,
-    /// An arrival whose request line has not come yet.
-    held: Option<Held>,
-    /// This driver polled the listener, so the serve loop no longer hears of
-    /// arrivals until it is woken.
-    watching: bool,
-}
-
-struct Held {
-    stream: TcpStream,
-    /// The handshake deadline.
-    deadline: Pin<Box<Sleep>>,
+    id: u64,
 }
 
 impl Driver {
     pub(crate) fn new(acceptor: Arc<Acceptor>) -> Driver {
-        Driver {
-            acceptor,
-            held: None,
-            watching: false,
-        }
-    }
-
-    /// Looks at the held connection again: true if its line was there and
-    /// the connection was delivered. Otherwise it stays held (nothing new
-    /// yet, `cx` registered) or goes to the serve loop (part of a line came,
-    /// the peer closed, or the deadline passed).
-    fn poll_held(&mut self, cx: &mut Context<'_>) -> bool {
-        // Readiness can be stale (a fresh socket reports readable at once);
-        // a look that finds nothing clears it, so this ends quickly.
-        for _ in 0..4 {
-            let Some(held) = &mut self.held else {
-                return false;
-            };
-            if held.deadline.as_mut().poll(cx).is_ready() {
-                break;
-            }
-            match held.stream.poll_read_ready(cx) {
-                Poll::Pending => return false,
-                Poll::Ready(Err(_)) => break,
-                Poll::Ready(Ok(())) => {}
-            }
-            let stream = &held.stream;
-            let looked = stream.try_io(Interest::READABLE, || match look(&SockRef::from(stream)) {
-                Look::Nothing => Err(io::ErrorKind::WouldBlock.into()),
-                other => Ok(other),
-            });
-            match looked {
-                Ok(Look::Line(line)) => {
-                    if let Some(held) = self.held.take() {
-                        self.deliver(held.stream, &line);
-                    }
-                    return true;
-                }
-                // Nothing there: readiness cleared, wait again.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                _ => break,
-            }
-        }
-        self.release_held()
-    }
-
-    /// Delivers a connection whose request line was taken.
-    fn deliver(&self, stream: TcpStream, line: &[u8]) {
-        if let Some((stream, reply)) = self.acceptor.dispatch(stream, line) {
-            self.acceptor.hand_off(Handoff::Refuse { stream, reply });
-        }
-    }
-
-    /// Gives the held connection to the serve loop. False: nothing was
-    /// delivered here.
-    fn release_held(&mut self) -> bool {
-        if let Some(Held { stream, deadline }) = self.held.take() {
-            let deadline = deadline.deadline();
-            self.acceptor
-                .hand_off(Handoff::Handshake { stream, deadline });
-        }
-        false
+        let id = acceptor.next_driver.fetch_add(1, Ordering::Relaxed);
+        Driver { acceptor, id }
     }
 }
 
 impl AcceptDriver for Driver {
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut delivered = self.poll_held(cx);
+        let mut delivered = false;
         loop {
-            self.watching = true;
-            let stream = match self.acceptor.poll_accept(cx) {
+            match self
+                .acceptor
+                .poll_accept(Watcher::Driver(self.id), false, cx)
+            {
                 Poll::Pending => break,
-                Poll::Ready(Ok(stream)) => stream,
+                Poll::Ready(Ok(stream)) => delivered |= self.acceptor.take_in(stream),
                 Poll::Ready(Err(_)) => {
                     // Let the serve loop report it and back off.
-                    self.watching = false;
-                    self.acceptor.rewatch.notify_one();
+                    self.acceptor.unwatch(self.id);
                     break;
                 }
-            };
-            // Hold the newest (its first look is at once); an older one
-            // still waiting goes to the serve loop.
-            let _ = self.release_held();
-            let deadline = Box::pin(tokio::time::sleep(self.acceptor.handshake_timeout));
-            self.held = Some(Held { stream, deadline });
-            delivered |= self.poll_held(cx);
+            }
         }
         if delivered {
             Poll::Ready(())
@@ -397,10 +391,7 @@ impl AcceptDriver for Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.release_held();
-        if self.watching {
-            self.acceptor.rewatch.notify_one();
-        }
+        self.acceptor.unwatch(self.id);
     }
 }
 

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -67,10 +68,8 @@ impl Engine for LonetEngine {
                 "registry entry is not an OS address",
             ))
         })?;
-        let mut stream = TcpStream::connect(os_addr).await.map_err(loconnect)?;
-        stream.set_nodelay(true).map_err(loconnect)?;
-        stream
-            .write_all(&handshake::request_line(&self.network, src, dst))
+        let request = handshake::request_line(&self.network, src, dst);
+        let mut stream = connect_and_send(os_addr, &request)
             .await
             .map_err(loconnect)?;
         let line = handshake::read_line(&mut stream, MAX_REPLY)
@@ -117,6 +116,47 @@ impl Drop for LonetEngine {
             serve.abort();
         }
     }
+}
+
+/// Connects to `os_addr` and sends `request`.
+///
+/// On loopback the connection is usually up by the time `connect` returns,
+/// so the request goes out at once: it is then already there when the
+/// acceptor accepts, which can take it without waiting. Otherwise (or for
+/// what did not fit) it waits for the connection as usual.
+async fn connect_and_send(os_addr: SocketAddr, request: &[u8]) -> io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(os_addr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    match socket.connect(&os_addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let sent = match socket.send(request) {
+        Ok(sent) => sent,
+        // Not connected yet.
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock
+                || e.raw_os_error() == Some(libc::ENOTCONN) =>
+        {
+            0
+        }
+        Err(e) => return Err(e),
+    };
+    let mut stream = TcpStream::from_std(socket.into())?;
+    if let Some(rest) = request.get(sent..).filter(|rest| !rest.is_empty()) {
+        stream.writable().await?;
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+        stream.write_all(rest).await?;
+    }
+    Ok(stream)
 }
 
 /// A failed dial below the virtual network: `loconnect <os address>: <cause>`.
