@@ -127,10 +127,9 @@ impl Drop for LonetEngine {
 async fn connect_and_send(os_addr: SocketAddr, request: &[u8]) -> io::Result<TcpStream> {
     let socket = Socket::new(
         Domain::for_address(os_addr),
-        Type::STREAM,
+        Type::STREAM.nonblocking(),
         Some(Protocol::TCP),
     )?;
-    socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
     match socket.connect(&os_addr.into()) {
         Ok(()) => {}
