@@ -23,8 +23,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
-const KIB: usize = 1024;
-const MIB: usize = 1024 * KIB;
+/// A kibibyte.
+pub const KIB: usize = 1024;
+/// A mebibyte.
+pub const MIB: usize = 1024 * KIB;
 const GIB: usize = 1024 * MIB;
 
 /// Sizes of one run.
@@ -74,7 +76,7 @@ impl Sizes {
 }
 
 /// The size of each write in the throughput measure.
-const WRITE_SIZE: usize = 64 * KIB;
+pub const WRITE_SIZE: usize = 64 * KIB;
 
 /// Entry point of the report binaries.
 pub fn main() {
@@ -146,14 +148,17 @@ fn loadavg() -> String {
 // ---------------------------------------------------------------- runtimes
 
 /// The runtimes every async measure runs on.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Flavor {
+    /// A multi-thread runtime with 2 workers.
     Multi,
+    /// A current-thread runtime.
     Current,
 }
 
 impl Flavor {
-    const ALL: [Flavor; 2] = [Flavor::Multi, Flavor::Current];
+    /// Both, in report order.
+    pub const ALL: [Flavor; 2] = [Flavor::Multi, Flavor::Current];
 
     fn name(self) -> &'static str {
         match self {
@@ -162,7 +167,8 @@ impl Flavor {
         }
     }
 
-    fn arg(self) -> &'static str {
+    /// A short name: `multi`, `current`.
+    pub fn arg(self) -> &'static str {
         match self {
             Flavor::Multi => "multi",
             Flavor::Current => "current",
@@ -185,7 +191,7 @@ impl Flavor {
 
 /// Runs `f` on a fresh runtime of `flavor`, inside a spawned task (so that
 /// on the multi-thread runtime it runs on a worker, not on this thread).
-fn run_on<F, Fut, T>(flavor: Flavor, f: F) -> T
+pub fn run_on<F, Fut, T>(flavor: Flavor, f: F) -> T
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = T> + Send + 'static,
@@ -199,9 +205,14 @@ where
 // ---------------------------------------------------------------- stats
 
 /// Latency samples.
-struct Samples(Vec<Duration>);
+pub struct Samples(pub Vec<Duration>);
 
 impl Samples {
+    /// Their sum.
+    pub fn total(&self) -> Duration {
+        self.0.iter().sum()
+    }
+
     fn quantile(&self, q: f64) -> Duration {
         let mut v = self.0.clone();
         v.sort();
@@ -244,7 +255,8 @@ where
     Samples(v)
 }
 
-async fn dial_tcp(warmup: usize, n: usize) -> Samples {
+/// Raw TCP: `n` timed connect+accept pairs on 127.0.0.1.
+pub async fn dial_tcp(warmup: usize, n: usize) -> Samples {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     time_dials(warmup, n, || async {
@@ -254,7 +266,8 @@ async fn dial_tcp(warmup: usize, n: usize) -> Samples {
     .await
 }
 
-async fn dial_pipenet(warmup: usize, n: usize) -> Samples {
+/// pipenet: `n` timed dial+accept pairs, β to α:10.
+pub async fn dial_pipenet(warmup: usize, n: usize) -> Samples {
     dial_hosts(
         pipenet::Network::new("dialbench").subnetwork().clone(),
         warmup,
@@ -277,7 +290,9 @@ async fn dial_hosts(net: virtnet_core::SubNetwork, warmup: usize, n: usize) -> S
     s
 }
 
-async fn dial_lonet(
+/// lonet, both hosts in this process (`ram_registry`: with pipenet's
+/// in-memory registry instead of SQLite): `n` timed dial+accept pairs.
+pub async fn dial_lonet(
     root: std::path::PathBuf,
     ram_registry: bool,
     warmup: usize,
@@ -399,7 +414,7 @@ async fn remote_dials(
 
 /// turmoil: wall-clock time of each connect, as seen by the client, with
 /// the server accepting in a loop (zero simulated latency).
-fn dial_turmoil(warmup: usize, n: usize) -> Samples {
+pub fn dial_turmoil(warmup: usize, n: usize) -> Samples {
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(365 * 24 * 3600))
         .min_message_latency(Duration::ZERO)
@@ -498,7 +513,7 @@ fn spread(v: &[f64]) -> (f64, f64, f64) {
 
 /// Streams `total` bytes in `WRITE_SIZE` writes from `w` to `r` (two tasks);
 /// returns the time until the reader has them all.
-async fn stream<W, R>(mut w: W, mut r: R, total: usize) -> Duration
+pub async fn stream<W, R>(mut w: W, mut r: R, total: usize) -> Duration
 where
     W: AsyncWrite + Unpin + Send + 'static,
     R: AsyncRead + Unpin + Send + 'static,
@@ -562,18 +577,23 @@ async fn lonet_pair(net: &virtnet_core::SubNetwork) -> (virtnet_core::Conn, virt
 }
 
 /// The kinds of connection measured for throughput and ping-pong.
-#[derive(Clone, Copy)]
-enum Kind {
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// Raw TCP on 127.0.0.1.
     Tcp,
+    /// `tokio::io::duplex` with this capacity.
     Duplex(usize),
+    /// pipenet with its default settings.
     Pipenet,
     /// pipenet with another pipe capacity (for comparison).
     PipenetCap(usize),
+    /// lonet, both hosts in this process.
     Lonet,
 }
 
 impl Kind {
-    fn name(self) -> String {
+    /// The report's name for it.
+    pub fn name(self) -> String {
         match self {
             Kind::Tcp => "raw TCP 127.0.0.1".into(),
             Kind::Duplex(c) => format!("tokio::io::duplex {} KiB", c / KIB),
@@ -583,8 +603,19 @@ impl Kind {
         }
     }
 
+    /// A short name for criterion: `raw_tcp`, `duplex_64KiB`, …
+    pub fn id(self) -> String {
+        match self {
+            Kind::Tcp => "raw_tcp".into(),
+            Kind::Duplex(c) => format!("duplex_{}KiB", c / KIB),
+            Kind::Pipenet => "pipenet".into(),
+            Kind::PipenetCap(c) => format!("pipenet_{}KiB", c / KIB),
+            Kind::Lonet => "lonet".into(),
+        }
+    }
+
     /// Runs `f` on a connected pair of this kind.
-    async fn with_pair<F, Fut, T>(self, root: std::path::PathBuf, f: F) -> T
+    pub async fn with_pair<F, Fut, T>(self, root: std::path::PathBuf, f: F) -> T
     where
         F: FnOnce(BoxIo, BoxIo) -> Fut,
         Fut: Future<Output = T>,
@@ -625,11 +656,14 @@ impl Kind {
     }
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+/// A connection end of any kind.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
-type BoxIo = Box<dyn Io>;
+/// A boxed connection end.
+pub type BoxIo = Box<dyn Io>;
 
-const KINDS: [Kind; 7] = [
+/// Every kind, in report order.
+pub const KINDS: [Kind; 7] = [
     Kind::Tcp,
     Kind::Duplex(64 * KIB),
     Kind::Duplex(256 * KIB),
@@ -756,7 +790,8 @@ fn throughput_section(sz: &Sizes, mem_only: bool) {
 // ---------------------------------------------------------------- ping-pong
 
 /// `n` 1-byte request/response round trips; returns round trips per second.
-async fn pingpong(mut c: BoxIo, mut s: BoxIo, n: usize) -> f64 {
+/// `n` round trips of 1 byte from `c` to `s` and back; the time they took.
+pub async fn pingpong(mut c: BoxIo, mut s: BoxIo, n: usize) -> Duration {
     let server = tokio::spawn(async move {
         let mut b = [0_u8; 1];
         for _ in 0..n {
@@ -776,7 +811,7 @@ async fn pingpong(mut c: BoxIo, mut s: BoxIo, n: usize) -> f64 {
     });
     let ((d, c), s) = (client.await.unwrap(), server.await.unwrap());
     drop((c, s));
-    n as f64 / d.as_secs_f64()
+    d
 }
 
 fn pingpong_section(sz: &Sizes) {
@@ -801,9 +836,10 @@ fn pingpong_section(sz: &Sizes) {
         for _ in 0..sz.rounds {
             for (&kind, r) in kinds.iter().zip(&mut rates) {
                 let root = tmp.path().to_owned();
-                r.push(run_on(flavor, move || async move {
+                let d = run_on(flavor, move || async move {
                     kind.with_pair(root, |c, s| pingpong(c, s, n)).await
-                }));
+                });
+                r.push(n as f64 / d.as_secs_f64());
             }
         }
         let tcp = spread(&rates[0]).0;
