@@ -100,8 +100,9 @@ pub fn quote(s: &[u8]) -> String {
 /// Whether Go's `strconv.IsPrint` (equal to `unicode.IsPrint`) holds for `c`:
 /// a letter, mark, number, punctuation or symbol, or the ASCII space.
 fn is_print(c: char) -> bool {
-    if c == ' ' {
-        return true;
+    if c.is_ascii() {
+        // ASCII's printable characters are exactly space to `~`.
+        return matches!(c, ' '..='~');
     }
     matches!(
         c.general_category_group(),
