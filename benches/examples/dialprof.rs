@@ -10,6 +10,8 @@
 //!
 //! Runtimes: `multi` (2 workers), `current`. Contenders:
 //! - `tcp`: raw TCP connect + accept in one task, as in the report;
+//! - `tcp-line`: the same plus a request line and a reply line, as lonet's
+//!   handshake sends them;
 //! - `lonet`, `lonet-ram`: lonet, two hosts in this process (SQLite or
 //!   in-memory registry);
 //! - `lonet-remote`: lonet with the dialer in a child process (this binary
@@ -68,6 +70,27 @@ async fn run(flavor: &str, contender: &str, n: usize, rest: &[String], root: Pat
             for _ in 0..n {
                 let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
                 drop((c.unwrap(), s.unwrap()));
+            }
+        }
+        "tcp-line" => {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            for _ in 0..n {
+                let dial = async {
+                    let mut c = TcpStream::connect(addr).await.unwrap();
+                    c.set_nodelay(true).unwrap();
+                    c.write_all(REQUEST).await.unwrap();
+                    read_line(&mut c).await;
+                    c
+                };
+                let accept = async {
+                    let (mut s, _) = l.accept().await.unwrap();
+                    s.set_nodelay(true).unwrap();
+                    read_line(&mut s).await;
+                    s.write_all(REPLY).await.unwrap();
+                    s
+                };
+                drop(tokio::join!(dial, accept));
             }
         }
         "lonet" | "lonet-ram" => {

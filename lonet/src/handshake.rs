@@ -146,10 +146,12 @@ pub fn request_line(network: &str, src: &Addr, dst: &Addr) -> Vec<u8> {
 /// Like `read_exact`, it is not cancel-safe: dropped midway, it may have
 /// consumed part of the line.
 pub async fn read_line(stream: &mut TcpStream, max: usize) -> io::Result<Vec<u8>> {
+    // Handshake lines are short: peek in small steps, not `max` at once.
+    const STEP: usize = 256;
     let mut line = Vec::new();
-    let mut buf = vec![0; max];
+    let mut buf = [0; STEP];
     loop {
-        let room = max.saturating_sub(line.len());
+        let room = max.saturating_sub(line.len()).min(STEP);
         let Some(window) = buf.get_mut(..room).filter(|w| !w.is_empty()) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,

@@ -306,6 +306,9 @@ fn unquote_char(s: &[u8], quote: u8) -> Result<(Value, &[u8]), QuoteError> {
 /// bytes, or `None` and 1 when `s` does not start with valid UTF-8
 /// (`None` and 0 when `s` is empty).
 pub fn decode_rune(s: &[u8]) -> (Option<char>, usize) {
+    if let Some(&b) = s.first().filter(|b| b.is_ascii()) {
+        return (Some(char::from(b)), 1);
+    }
     let head = s.get(..4).unwrap_or(s);
     match head.utf8_chunks().next() {
         None => (None, 0),
