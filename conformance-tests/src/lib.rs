@@ -119,6 +119,7 @@ scenarios!($
     concurrent_dials,
     dropped_dial_leaks_nothing,
     dropped_accept_leaks_nothing,
+    pending_accepts_hold_up_no_other_dial,
     conn_drop_frees_port,
     networker_trait_object,
     auto_close,

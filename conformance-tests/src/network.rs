@@ -536,6 +536,42 @@ pub async fn dropped_accept_leaks_nothing(fx: Fixture) {
     fx.net.close().await.unwrap();
 }
 
+/// A pending accept holds up no other dial, whether it was dropped or is
+/// kept without being polled (an engine whose accepts take arrivals in
+/// themselves must hand that work back): a dial to a port nobody listens on
+/// is refused, and one to another listener is accepted there.
+pub async fn pending_accepts_hold_up_no_other_dial(fx: Fixture) {
+    let n = fx.net.network().to_owned();
+    let (a, b) = hosts(&fx).await;
+    let l1 = a.listen(":1").await.unwrap();
+    let l2 = a.listen(":2").await.unwrap();
+    {
+        let mut dropped = Box::pin(l1.accept());
+        assert!(poll!(&mut dropped).is_pending());
+    }
+    assert_fails(
+        b.dial("α:9").await,
+        VirtError::ConnRefused,
+        &format!("dial {n} β:1->α:9: connection refused"),
+    );
+    let mut kept = Box::pin(l1.accept());
+    assert!(poll!(&mut kept).is_pending());
+    assert_fails(
+        b.dial("α:9").await,
+        VirtError::ConnRefused,
+        &format!("dial {n} β:1->α:9: connection refused"),
+    );
+    let (c, s) = connect(&b, "α:2", &l2).await;
+    assert_eq!(addrs(&c), pair("β:1", "α:3"));
+    assert_eq!(addrs(&s), pair("α:3", "β:1"));
+    // the kept accept still gets its own connection
+    let (c1, s1) = tokio::join!(b.dial("α:1"), &mut kept);
+    assert_eq!(addrs(&c1.unwrap()), pair("β:2", "α:4"));
+    assert_eq!(addrs(&s1.unwrap()), pair("α:4", "β:2"));
+    drop((c, s));
+    fx.net.close().await.unwrap();
+}
+
 /// Dropping a connection shows the peer end of stream and frees the port.
 pub async fn conn_drop_frees_port(fx: Fixture) {
     let (a, b) = hosts(&fx).await;

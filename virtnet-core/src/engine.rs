@@ -11,6 +11,9 @@
 //!   arrives for a host of this subnetwork; the core queues it on the listener,
 //!   and the listener's `accept` later calls [`Incoming::accept`] with the port
 //!   it allocated.
+//! - Optionally [`Engine::accept_driver`]: an [`AcceptDriver`] the core polls
+//!   while an accept waits, so that arrivals are taken in (and delivered) by
+//!   the accepting task itself rather than handed over from another task.
 //!
 //! A dial therefore flows: `Host::dial` (allocates the source port, queries the
 //! registry) → `Engine::dial` → (in the destination's subnetwork)
