@@ -10,9 +10,10 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use virtnet_core::{Addr, SubNetwork, VirtError};
+use virtnet_core::{Addr, Host, SubNetwork, VirtError};
 
 /// A guard against hangs only: no assertion depends on it.
 const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -20,18 +21,33 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 /// A handshake deadline no test run comes near.
 const LONG: Duration = Duration::from_secs(60);
 
-async fn join(root: &std::path::Path, name: &str, handshake: Duration) -> SubNetwork {
-    lonet::Builder::new(name)
-        .root(root)
+/// A fresh network `name` in a directory of its own (keep it alive), with
+/// hosts α and β.
+async fn alpha_beta(name: &str, handshake: Duration) -> (TempDir, SubNetwork, Host, Host) {
+    let root = tempfile::tempdir().unwrap();
+    let net = lonet::Builder::new(name)
+        .root(root.path())
         .handshake_timeout(handshake)
         .join()
         .await
-        .unwrap()
+        .unwrap();
+    let alpha = net.new_host("α").await.unwrap();
+    let beta = net.new_host("β").await.unwrap();
+    (root, net, alpha, beta)
 }
 
 /// Polls `f` once.
 async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
     poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await
+}
+
+/// Dials `addr` from `from` and checks it is refused.
+async fn assert_refused(from: &Host, addr: &str) {
+    let refused = tokio::time::timeout(HANG_GUARD, from.dial(addr))
+        .await
+        .expect("answered")
+        .unwrap_err();
+    assert_eq!(VirtError::of(&refused), Some(VirtError::ConnRefused));
 }
 
 /// Reads one line from `peer`.
@@ -54,9 +70,7 @@ async fn read_line(peer: &mut TcpStream) -> String {
 /// later: the accept then gets it.
 #[tokio::test(flavor = "current_thread")]
 async fn a_late_request_line_is_read_by_the_serve_loop() {
-    let root = tempfile::tempdir().unwrap();
-    let net = join(root.path(), "late", LONG).await;
-    let alpha = net.new_host("α").await.unwrap();
+    let (_root, net, alpha, _beta) = alpha_beta("late", LONG).await;
     let l = alpha.listen(":1").await.unwrap();
     let os_addr = net.registry().query("α").await.unwrap();
 
@@ -92,21 +106,14 @@ async fn a_late_request_line_is_read_by_the_serve_loop() {
 /// pending anywhere.
 #[tokio::test(flavor = "current_thread")]
 async fn after_a_dropped_accept_the_serve_loop_answers() {
-    let root = tempfile::tempdir().unwrap();
-    let net = join(root.path(), "rewatch", LONG).await;
-    let alpha = net.new_host("α").await.unwrap();
-    let beta = net.new_host("β").await.unwrap();
+    let (_root, net, alpha, beta) = alpha_beta("rewatch", LONG).await;
     let l = alpha.listen(":1").await.unwrap();
 
     let mut accept = Box::pin(l.accept());
     assert!(poll_once(&mut accept).await.is_pending());
     drop(accept);
 
-    let refused = tokio::time::timeout(HANG_GUARD, beta.dial("α:99"))
-        .await
-        .expect("answered")
-        .unwrap_err();
-    assert_eq!(VirtError::of(&refused), Some(VirtError::ConnRefused));
+    assert_refused(&beta, "α:99").await;
     // and a dial to the listener waits in its queue for the next accept
     let (c, s) = tokio::join!(beta.dial("α:1"), l.accept());
     assert_eq!(c.unwrap().peer_addr(), s.unwrap().local_addr());
@@ -118,20 +125,13 @@ async fn after_a_dropped_accept_the_serve_loop_answers() {
 /// stuck behind it.
 #[tokio::test(flavor = "current_thread")]
 async fn an_accept_left_unpolled_does_not_hold_up_other_dials() {
-    let root = tempfile::tempdir().unwrap();
-    let net = join(root.path(), "unpolled", LONG).await;
-    let alpha = net.new_host("α").await.unwrap();
-    let beta = net.new_host("β").await.unwrap();
+    let (_root, net, alpha, beta) = alpha_beta("unpolled", LONG).await;
     let l1 = alpha.listen(":1").await.unwrap();
     let l2 = alpha.listen(":2").await.unwrap();
 
     let mut accept = Box::pin(l1.accept());
     assert!(poll_once(&mut accept).await.is_pending());
-    let refused = tokio::time::timeout(HANG_GUARD, beta.dial("α:99"))
-        .await
-        .expect("answered")
-        .unwrap_err();
-    assert_eq!(VirtError::of(&refused), Some(VirtError::ConnRefused));
+    assert_refused(&beta, "α:99").await;
     let (c, s) = tokio::time::timeout(HANG_GUARD, async {
         tokio::join!(beta.dial("α:2"), l2.accept())
     })
@@ -149,18 +149,14 @@ async fn an_accept_left_unpolled_does_not_hold_up_other_dials() {
 /// dial to another listener, and its own.
 #[tokio::test(flavor = "current_thread")]
 async fn a_waiting_accept_answers_every_arrival() {
-    let root = tempfile::tempdir().unwrap();
-    let net = join(root.path(), "answers", LONG).await;
-    let alpha = net.new_host("α").await.unwrap();
-    let beta = net.new_host("β").await.unwrap();
+    let (_root, net, alpha, beta) = alpha_beta("answers", LONG).await;
     let l1 = alpha.listen(":1").await.unwrap();
     let l2 = alpha.listen(":2").await.unwrap();
     let os_addr = net.registry().query("α").await.unwrap();
     let accept = tokio::spawn(async move { (l1.accept().await, l1) });
     tokio::task::yield_now().await;
 
-    let refused = beta.dial("α:99").await.unwrap_err();
-    assert_eq!(VirtError::of(&refused), Some(VirtError::ConnRefused));
+    assert_refused(&beta, "α:99").await;
 
     let mut bad = TcpStream::connect(&os_addr).await.unwrap();
     bad.write_all(b"hello\n").await.unwrap();
@@ -185,10 +181,7 @@ async fn a_waiting_accept_answers_every_arrival() {
 /// deadline; the accept goes on waiting and then accepts a real dial.
 #[tokio::test(flavor = "current_thread")]
 async fn a_silent_peer_is_dropped_at_the_deadline() {
-    let root = tempfile::tempdir().unwrap();
-    let net = join(root.path(), "deadline", Duration::from_millis(300)).await;
-    let alpha = net.new_host("α").await.unwrap();
-    let beta = net.new_host("β").await.unwrap();
+    let (_root, net, alpha, beta) = alpha_beta("deadline", Duration::from_millis(300)).await;
     let l = alpha.listen(":1").await.unwrap();
     let os_addr = net.registry().query("α").await.unwrap();
 
