@@ -13,10 +13,17 @@
 //! - [`handshake`]: the wire protocol, with the spec's lines quoted.
 //! - [`quote`]: Go's `%q` quoting, which the handshake uses.
 //! - [`dirs`]: where networks live on disk, and the checks made there.
-//! - `engine.rs` / `transport.rs`: the engine (OS listener, dial, accept
-//!   handshake) and the data path (the TCP stream itself).
+//! - `engine.rs` / `acceptor.rs` / `transport.rs`: the engine and dial, the
+//!   accept side (the OS listener and the acceptor's half of the
+//!   handshake), and the data path (the TCP stream itself).
 //!
 //! Hosts, ports, listeners and errors are [`virtnet_core`]'s.
+//!
+//! A task waiting in `Listener::accept` takes arriving OS connections in
+//! itself, which saves a hand-off between tasks per dial; otherwise a
+//! background task does. An accept future that is kept but not polled
+//! leaves the subnetwork's other arrivals waiting until the background task
+//! notices, within 10 ms; drop it or keep polling it.
 //!
 //! # Example
 //! ```
