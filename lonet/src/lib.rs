@@ -142,8 +142,7 @@ impl Builder {
                 (name, Arc::new(registry))
             }
         };
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-        listener.set_nonblocking(true)?;
+        let listener = os_listener()?;
         let os_addr = listener.local_addr()?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let network: Arc<str> = format!("lonet{name}").into();
@@ -152,6 +151,26 @@ impl Builder {
             engine::LonetEngine::start(listener, os_addr, network, inbox, timeout)
         }))
     }
+}
+
+/// How many connections the OS listener queues before they are taken off
+/// it; the kernel caps it at `net.core.somaxconn` (4096 by default). With
+/// std's 128, a burst of a few hundred dials overflowed the queue, and the
+/// dialers whose connections were dropped waited a full second for TCP to
+/// try again.
+const OS_BACKLOG: i32 = 4096;
+
+/// The subnetwork's OS listener: non-blocking, on a free loopback port.
+fn os_listener() -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::IPV4,
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(OS_BACKLOG)?;
+    Ok(socket.into())
 }
 
 impl std::fmt::Debug for Builder {

@@ -194,3 +194,23 @@ async fn dials_follow_a_host_that_moved() {
         net.close().await.unwrap();
     }
 }
+
+/// The OS listener queues a burst of connections that nobody has taken off
+/// it yet (std's backlog of 128 made dialers beyond it wait a second for
+/// TCP to retry): 1,000 blocking connects complete while this
+/// current-thread runtime's acceptors cannot run.
+#[tokio::test(flavor = "current_thread")]
+async fn a_burst_of_connections_waits_in_the_os_queue() {
+    let root = tempfile::tempdir().unwrap();
+    let net = join(root.path(), "burst").await;
+    net.new_host("α").await.unwrap();
+    let os_addr: std::net::SocketAddr = net.registry().query("α").await.unwrap().parse().unwrap();
+    let peers: Vec<std::net::TcpStream> = (0..1000)
+        .map(|i| {
+            std::net::TcpStream::connect_timeout(&os_addr, HANG_GUARD)
+                .unwrap_or_else(|e| panic!("connect {i}: {e}"))
+        })
+        .collect();
+    assert_eq!(peers.len(), 1000);
+    net.close().await.unwrap();
+}
