@@ -120,6 +120,7 @@ scenarios!($
     dropped_dial_leaks_nothing,
     dropped_accept_leaks_nothing,
     pending_accepts_hold_up_no_other_dial,
+    accepts_in_one_task,
     conn_drop_frees_port,
     networker_trait_object,
     auto_close,

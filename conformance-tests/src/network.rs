@@ -572,6 +572,42 @@ pub async fn pending_accepts_hold_up_no_other_dial(fx: Fixture) {
     fx.net.close().await.unwrap();
 }
 
+/// Several accepts pending in one task, two on one listener and one on
+/// another, all get their connections.
+pub async fn accepts_in_one_task(fx: Fixture) {
+    let (a, b) = hosts(&fx).await;
+    let l1 = a.listen(":1").await.unwrap();
+    let l2 = a.listen(":2").await.unwrap();
+    let dials = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        for addr in ["α:1", "α:2", "α:1"] {
+            conns.push(b.dial(addr).await.expect("dial"));
+        }
+        conns
+    });
+    let (s1, s2, s3) = tokio::join!(l1.accept(), l2.accept(), l1.accept());
+    let (s1, s2, s3) = (
+        s1.expect("accept"),
+        s2.expect("accept"),
+        s3.expect("accept"),
+    );
+    assert_eq!(addrs(&s2), pair("α:4", "β:2"));
+    let server: BTreeSet<_> = [&s1, &s2, &s3].into_iter().map(addrs).collect();
+    let client: BTreeSet<_> = dials
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let (local, peer) = addrs(c);
+            (peer, local)
+        })
+        .collect();
+    assert_eq!(server, client);
+    let want: BTreeSet<_> = [pair("α:3", "β:1"), pair("α:4", "β:2"), pair("α:5", "β:3")].into();
+    assert_eq!(server, want);
+    fx.net.close().await.unwrap();
+}
+
 /// Dropping a connection shows the peer end of stream and frees the port.
 pub async fn conn_drop_frees_port(fx: Fixture) {
     let (a, b) = hosts(&fx).await;

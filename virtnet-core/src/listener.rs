@@ -1,5 +1,6 @@
 //! Listeners and their accept queues.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
@@ -39,13 +40,50 @@ pub(crate) struct ListenerShared {
     closed: Notify,
 }
 
-/// What an accept that finds the queue empty does about the next arrival.
-#[derive(Clone, Copy)]
-enum Wait {
-    /// Be woken by it.
-    Register,
-    /// Not be woken by it (forget an earlier registration).
-    Unregister,
+thread_local! {
+    /// The listener (its address) and the task whose accept is driving the
+    /// engine on this thread at this moment (see
+    /// `Listener::poll_accept_driving`).
+    static DRIVING: RefCell<Option<(usize, Waker)>> = const { RefCell::new(None) };
+}
+
+/// Marks the current task as driving arrivals in for `listener` until
+/// dropped.
+struct Driving;
+
+impl Driving {
+    fn start(listener: &ListenerShared, waker: &Waker) -> Driving {
+        let id = std::ptr::from_ref(listener) as usize;
+        DRIVING.with(|d| *d.borrow_mut() = Some((id, waker.clone())));
+        Driving
+    }
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        DRIVING.with(|d| *d.borrow_mut() = None);
+    }
+}
+
+/// Takes from `registered`, the wakers of `listener`, those an arrival
+/// wakes: all but that of a task driving arrivals in for this listener on
+/// this thread, which stays registered. That task looks at the queue right
+/// after; waking it while it runs would only re-queue it, as a yield, and on
+/// a multi-thread runtime that wakes another worker to steal it.
+fn to_wake(listener: &ListenerShared, registered: &mut Vec<Waker>) -> Vec<Waker> {
+    let id = std::ptr::from_ref(listener) as usize;
+    DRIVING.with(|d| match &*d.borrow() {
+        Some((driven, driving))
+            if *driven == id && registered.iter().any(|w| w.will_wake(driving)) =>
+        {
+            let (stay, wake) = std::mem::take(registered)
+                .into_iter()
+                .partition(|w| w.will_wake(driving));
+            *registered = stay;
+            wake
+        }
+        _ => std::mem::take(registered),
+    })
 }
 
 #[derive(Default)]
@@ -90,20 +128,13 @@ impl Listener {
     /// `accept` and the stream, it leaves all deliveries to the engine's
     /// background work (it has nowhere to keep an accept driver).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>> {
-        self.poll_queue(cx, Wait::Register)
-    }
-
-    /// Takes the next queued connection, recording it if traced. When the
-    /// queue is empty, `wait` says whether `cx` is to be woken by the next
-    /// arrival.
-    fn poll_queue(&self, cx: &mut Context<'_>, wait: Wait) -> Poll<io::Result<Conn>> {
         let Some(trace) = &self.observer else {
-            return self.shared.poll_accept(cx, wait);
+            return self.shared.poll_accept(cx);
         };
         // The dialer learns of the accept inside `poll_accept`: record it
         // under the trace so the dialer's "connect" comes after.
         trace.around(self.shared.addr.network(), || {
-            match self.shared.poll_accept(cx, wait) {
+            match self.shared.poll_accept(cx) {
                 Poll::Ready(Ok(mut conn)) => {
                     let (local, peer) = (conn.local_addr().clone(), conn.peer_addr().clone());
                     conn.observe(trace.clone());
@@ -125,23 +156,31 @@ impl Listener {
         // Each round delivers at least one connection, maybe for another
         // listener; after this many, let other tasks run.
         const ROUNDS: usize = 32;
+        let mut drove = false;
         for _ in 0..ROUNDS {
-            // Not waiting on the queue while driving: a task that wakes
-            // itself is put back on the run queue, and on a multi-thread
-            // runtime that wakes another worker to steal it.
-            if let Poll::Ready(accepted) = self.poll_queue(cx, Wait::Unregister) {
+            if let Poll::Ready(accepted) = self.poll_accept(cx) {
+                if drove && self.shared.has_queued() {
+                    // What the driver queued did not wake this task, and
+                    // another accept of it may be waiting for the rest.
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Ready(accepted);
             }
             let driver = match driver {
                 Some(driver) => driver,
                 None => match self.shared.host.subnet.engine.accept_driver() {
                     Some(made) => driver.insert(made),
-                    None => return self.poll_queue(cx, Wait::Register),
+                    None => return Poll::Pending,
                 },
             };
-            if driver.poll_drive(cx).is_pending() {
-                // Waits on both; looks at the queue once more under its lock.
-                return self.poll_queue(cx, Wait::Register);
+            // What the driver queues here does not wake this task: it looks
+            // at the queue again next (see `to_wake`).
+            let driving = Driving::start(&self.shared, cx.waker());
+            let polled = driver.poll_drive(cx);
+            drop(driving);
+            drove = true;
+            if polled.is_pending() {
+                return Poll::Pending;
             }
         }
         cx.waker().wake_by_ref();
@@ -216,7 +255,7 @@ impl ListenerShared {
         }
     }
 
-    fn poll_accept(&self, cx: &mut Context<'_>, wait: Wait) -> Poll<io::Result<Conn>> {
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>> {
         loop {
             let (src, incoming) = {
                 let mut st = lock(&self.state);
@@ -226,11 +265,8 @@ impl ListenerShared {
                 match st.queue.pop_front() {
                     Some(next) => next,
                     None => {
-                        let known = st.wakers.iter().position(|w| w.will_wake(cx.waker()));
-                        match (wait, known) {
-                            (Wait::Register, None) => st.wakers.push(cx.waker().clone()),
-                            (Wait::Unregister, Some(i)) => drop(st.wakers.swap_remove(i)),
-                            _ => {}
+                        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                            st.wakers.push(cx.waker().clone());
                         }
                         return Poll::Pending;
                     }
@@ -266,6 +302,11 @@ impl ListenerShared {
         }
     }
 
+    /// Whether connections wait in the queue.
+    fn has_queued(&self) -> bool {
+        !lock(&self.state).queue.is_empty()
+    }
+
     /// Queues a connection; gives it back if the listener is closed.
     pub(crate) fn enqueue(
         &self,
@@ -278,7 +319,7 @@ impl ListenerShared {
                 return Err(incoming);
             }
             st.queue.push_back((src, incoming));
-            std::mem::take(&mut st.wakers)
+            to_wake(self, &mut st.wakers)
         };
         wakers.into_iter().for_each(Waker::wake);
         Ok(())
