@@ -53,16 +53,41 @@ struct Driving;
 
 impl Driving {
     fn start(listener: &ListenerShared, waker: &Waker) -> Driving {
-        let id = std::ptr::from_ref(listener) as usize;
-        DRIVING.with(|d| *d.borrow_mut() = Some((id, waker.clone())));
+        Driving::set(Some((listener_id(listener), waker.clone())));
         Driving
+    }
+
+    /// Sets what `DRIVING` holds; a no-op while the thread's locals are
+    /// being torn down.
+    fn set(value: Option<(usize, Waker)>) {
+        let _ = DRIVING.try_with(|d| {
+            if let Ok(mut d) = d.try_borrow_mut() {
+                *d = value;
+            }
+        });
+    }
+
+    /// The task driving arrivals in for `listener` on this thread, if any.
+    fn task_for(listener: &ListenerShared) -> Option<Waker> {
+        let id = listener_id(listener);
+        DRIVING
+            .try_with(|d| match d.try_borrow().as_deref() {
+                Ok(Some((driven, waker))) if *driven == id => Some(waker.clone()),
+                _ => None,
+            })
+            .ok()
+            .flatten()
     }
 }
 
 impl Drop for Driving {
     fn drop(&mut self) {
-        DRIVING.with(|d| *d.borrow_mut() = None);
+        Driving::set(None);
     }
+}
+
+fn listener_id(listener: &ListenerShared) -> usize {
+    std::ptr::from_ref(listener) as usize
 }
 
 /// Takes from `registered`, the wakers of `listener`, those an arrival
@@ -71,19 +96,16 @@ impl Drop for Driving {
 /// after; waking it while it runs would only re-queue it, as a yield, and on
 /// a multi-thread runtime that wakes another worker to steal it.
 fn to_wake(listener: &ListenerShared, registered: &mut Vec<Waker>) -> Vec<Waker> {
-    let id = std::ptr::from_ref(listener) as usize;
-    DRIVING.with(|d| match &*d.borrow() {
-        Some((driven, driving))
-            if *driven == id && registered.iter().any(|w| w.will_wake(driving)) =>
-        {
+    match Driving::task_for(listener) {
+        Some(driving) if registered.iter().any(|w| w.will_wake(&driving)) => {
             let (stay, wake) = std::mem::take(registered)
                 .into_iter()
-                .partition(|w| w.will_wake(driving));
+                .partition(|w| w.will_wake(&driving));
             *registered = stay;
             wake
         }
         _ => std::mem::take(registered),
-    })
+    }
 }
 
 #[derive(Default)]
