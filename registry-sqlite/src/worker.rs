@@ -77,16 +77,18 @@ pub(crate) struct Thread {
 }
 
 impl Thread {
-    /// Starts a thread named `name` serving `conn`.
+    /// Starts a thread named `name` serving `conn`. `order` says what its
+    /// close waits for, or lets wait (see [`CloseOrder`]).
     pub(crate) fn spawn(
         name: &str,
         conn: Connection,
         closed: Arc<AtomicBool>,
+        order: CloseOrder,
     ) -> std::io::Result<Thread> {
         let (requests, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name(name.to_owned())
-            .spawn(move || serve(conn, &rx, &closed))?;
+            .spawn(move || serve(conn, &rx, &closed, order))?;
         Ok(Thread { requests })
     }
 
@@ -134,7 +136,18 @@ impl Thread {
     }
 }
 
-fn serve(conn: Connection, rx: &mpsc::Receiver<Request>, closed: &AtomicBool) {
+/// The order in which a handle's two connections close, so that the same one
+/// is always last: the last connection to a WAL database checkpoints it and
+/// removes its `-wal` and `-shm` files, and two closing at once can each
+/// see the other still open and leave them.
+pub(crate) enum CloseOrder {
+    /// Closes first; its thread ends (dropping this) after it has.
+    First(mpsc::Sender<()>),
+    /// Closes once the other has (this ends when that thread does).
+    After(mpsc::Receiver<()>),
+}
+
+fn serve(conn: Connection, rx: &mpsc::Receiver<Request>, closed: &AtomicBool, order: CloseOrder) {
     let mut close_reply = None;
     while let Some(request) = next(rx) {
         match request {
@@ -156,10 +169,18 @@ fn serve(conn: Connection, rx: &mpsc::Receiver<Request>, closed: &AtomicBool) {
             }
         }
     }
+    if let CloseOrder::After(first) = &order {
+        // Ends with an error when the other thread has closed and ended.
+        let _ = first.recv();
+    }
     // Release the file before saying so. (`close` fails only with a
     // statement still running, which cannot be; dropping closes anyway.)
     if let Err((conn, _)) = conn.close() {
         drop(conn);
+    }
+    if let CloseOrder::First(done) = order {
+        // Lets the other thread close.
+        drop(done);
     }
     if let Some(reply) = close_reply {
         let _ = reply.send(());
@@ -252,8 +273,24 @@ pub(crate) fn start(
     let reader_conn = store::connect(path, closed.clone())?;
     let spawn_failed =
         |e: std::io::Error| Fail::Other(format!("cannot start a registry thread: {e}"));
-    let writer = Thread::spawn("regsqlite-w", writer_conn, closed.clone()).map_err(spawn_failed)?;
-    // If this fails, dropping `writer` stops the writer thread.
-    let reader = Thread::spawn("regsqlite-r", reader_conn, closed.clone()).map_err(spawn_failed)?;
+    // The reader closes first (the handle's `close` asks it first), the
+    // writer last.
+    let (reader_done, after_reader) = mpsc::channel();
+    let writer = Thread::spawn(
+        "regsqlite-w",
+        writer_conn,
+        closed.clone(),
+        CloseOrder::After(after_reader),
+    )
+    .map_err(spawn_failed)?;
+    // If this fails, dropping `writer` stops the writer thread (and the
+    // unused sender lets it close).
+    let reader = Thread::spawn(
+        "regsqlite-r",
+        reader_conn,
+        closed.clone(),
+        CloseOrder::First(reader_done),
+    )
+    .map_err(spawn_failed)?;
     Ok((reader, writer))
 }
