@@ -307,7 +307,7 @@ pub async fn dial_lonet(
 
 /// lonet with the dialing host in a child process: the child times its
 /// dials (a dial completes when this process's listener accepts it).
-async fn dial_lonet_remote(
+pub async fn dial_lonet_remote(
     root: std::path::PathBuf,
     flavor: Flavor,
     warmup: usize,
@@ -335,7 +335,7 @@ async fn dial_lonet_remote(
 /// The floor under a dial across processes: raw TCP connect, a request
 /// line and a reply line, the connecting side in a child process (what a
 /// lonet dial does on the wire, without lonet).
-async fn dial_tcp_line_remote(flavor: Flavor, warmup: usize, n: usize) -> Samples {
+pub async fn dial_tcp_line_remote(flavor: Flavor, warmup: usize, n: usize) -> Samples {
     use tokio::io::AsyncReadExt;
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -354,7 +354,33 @@ async fn dial_tcp_line_remote(flavor: Flavor, warmup: usize, n: usize) -> Sample
     samples
 }
 
-/// The request and reply lines of [`dial_tcp_line_remote`], as long as lonet's.
+/// Raw TCP with a lonet-sized line each way, both ends in one task: what
+/// lonet's wire protocol costs a dial without lonet (for profiling; the
+/// report's baseline is [`dial_tcp`]).
+pub async fn dial_tcp_line(warmup: usize, n: usize) -> Samples {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    time_dials(warmup, n, || async {
+        let dial = async {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            c.set_nodelay(true).unwrap();
+            c.write_all(REQUEST).await.unwrap();
+            assert!(read_line_from(&mut c).await, "reply line");
+            c
+        };
+        let accept = async {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.set_nodelay(true).unwrap();
+            assert!(read_line_from(&mut s).await, "request line");
+            s.write_all(REPLY).await.unwrap();
+            s
+        };
+        drop(tokio::join!(dial, accept));
+    })
+    .await
+}
+
+/// The request and reply lines of [`dial_tcp_line_remote`] and [`dial_tcp_line`], as long as lonet's.
 const REQUEST: &[u8] = b"lonet \"lonetremotebench\" dial \"\xce\xb2:1\" \"\xce\xb1:10\"\n";
 const REPLY: &[u8] = b"lonet \"lonetremotebench\" connected \"\xce\xb1:2\"\n";
 
