@@ -42,10 +42,9 @@ fn main() -> ExitCode {
         eprintln!("dialprof: N must be a number");
         return ExitCode::from(2);
     };
-    let flavor = if flavor == "multi" {
-        Flavor::Multi
-    } else {
-        Flavor::Current
+    let Some(flavor) = Flavor::from_arg(flavor) else {
+        eprintln!("dialprof: the runtime is multi or current");
+        return ExitCode::from(2);
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().to_owned();

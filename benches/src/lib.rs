@@ -167,6 +167,11 @@ impl Flavor {
         }
     }
 
+    /// The flavor [`arg`](Self::arg) names, if any.
+    pub fn from_arg(arg: &str) -> Option<Flavor> {
+        Flavor::ALL.into_iter().find(|f| f.arg() == arg)
+    }
+
     /// A short name: `multi`, `current`.
     pub fn arg(self) -> &'static str {
         match self {
@@ -1071,11 +1076,7 @@ fn child(args: &[String]) {
         }
         Some("dialer") => {
             let (kind, target, name) = (args[1].clone(), args[2].clone(), args[3].clone());
-            let flavor = if args[4] == "current" {
-                Flavor::Current
-            } else {
-                Flavor::Multi
-            };
+            let flavor = Flavor::from_arg(&args[4]).expect("runtime of the dialer child");
             run_on(flavor, move || dialer_child(kind, target, name));
         }
         other => panic!("unknown child mode {other:?}"),
