@@ -586,8 +586,8 @@ async fn tcp_pair() -> (TcpStream, TcpStream) {
 }
 
 async fn pipenet_pair(net: &pipenet::Network) -> (virtnet_core::Conn, virtnet_core::Conn) {
-    let a = net.host("α").await.unwrap();
-    let b = net.host("β").await.unwrap();
+    let a = net.new_host("α").await.unwrap();
+    let b = net.new_host("β").await.unwrap();
     let l = a.listen("").await.unwrap();
     let addr = l.local_addr().to_string();
     tokio::try_join!(b.dial(&addr), l.accept()).unwrap()
@@ -969,8 +969,8 @@ async fn scale_child(net: String, n: usize, root: std::path::PathBuf) {
     let (a, b, pipe_net, lo_net);
     if net == "pipenet" {
         let nw = pipenet::Network::new("scale");
-        a = nw.host("α").await.unwrap();
-        b = nw.host("β").await.unwrap();
+        a = nw.new_host("α").await.unwrap();
+        b = nw.new_host("β").await.unwrap();
         pipe_net = Some(nw);
         lo_net = None;
     } else {

@@ -10,8 +10,8 @@ use virtnet_examples::{hello_app, http_get, serve_http};
 #[tokio::main]
 async fn main() -> io::Result<()> {
     let net = pipenet::Network::new("web");
-    let alpha = net.host("α").await?;
-    let beta = net.host("β").await?;
+    let alpha = net.new_host("α").await?;
+    let beta = net.new_host("β").await?;
     let listener = alpha.listen(":80").await?;
     println!("axum serves on {} ({})", listener.local_addr(), net.name());
     let server = serve_http(listener, hello_app());

@@ -13,8 +13,8 @@ use virtnet_core::Networker;
 async fn main() -> io::Result<()> {
     let net = pipenet::Network::new("traced");
     let trace = Trace::new();
-    let server = trace.wrap(net.host("server").await?);
-    let client = trace.wrap(net.host("client").await?);
+    let server = trace.wrap(net.new_host("server").await?);
+    let client = trace.wrap(net.new_host("client").await?);
 
     // The system under test: a one-shot echo.
     let listener = server.listen(":7").await?;

@@ -74,8 +74,8 @@ pub async fn http_get(client: Arc<dyn Networker>, uri: &str) -> io::Result<(u16,
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let net = pipenet::Network::new("grpcdoc");
-/// let alpha = net.host("α").await?;
-/// let beta = net.host("β").await?;
+/// let alpha = net.new_host("α").await?;
+/// let beta = net.new_host("β").await?;
 /// let (_reporter, server) = serve_health(alpha.listen(":50051").await?);
 ///
 /// let mut client = HealthClient::new(grpc_channel(Arc::new(beta), 50051).await?);

@@ -6,8 +6,8 @@ use tokio_util::codec::{Framed, LinesCodec};
 #[tokio::test]
 async fn framed_lines_both_ways() {
     let net = pipenet::Network::new("codec");
-    let alpha = net.host("α").await.unwrap();
-    let beta = net.host("β").await.unwrap();
+    let alpha = net.new_host("α").await.unwrap();
+    let beta = net.new_host("β").await.unwrap();
     let l = alpha.listen(":1").await.unwrap();
     let (c, s) = tokio::try_join!(beta.dial("α:1"), l.accept()).unwrap();
     let (mut c, mut s) = (

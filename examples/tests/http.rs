@@ -42,8 +42,8 @@ async fn axum_and_hyper_on_lonet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_listener_stops_the_server_and_refuses_new_requests() {
     let net = pipenet::Network::new("httpclose");
-    let alpha = net.host("α").await.unwrap();
-    let beta = net.host("β").await.unwrap();
+    let alpha = net.new_host("α").await.unwrap();
+    let beta = net.new_host("β").await.unwrap();
     let listener = alpha.listen(":80").await.unwrap();
     let closer = listener.closer();
     let server = serve_http(listener, hello_app());

@@ -36,7 +36,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use virtnet_core::{AcceptDriver, Addr, Inbox, Incoming, Transport, Undelivered, VirtError};
+use virtnet_core::engine::{AcceptDriver, Inbox, PendingConn, Transport, Undelivered};
+use virtnet_core::{Addr, VirtError};
 
 use crate::handshake::{self, RequestError};
 use crate::transport::TcpTransport;
@@ -203,11 +204,11 @@ impl Acceptor {
             network: self.network.clone(),
             dst: dst.clone(),
         });
-        if let Err(Undelivered { reason, incoming }) = self.inbox.deliver(src, &dst, incoming) {
+        if let Err(Undelivered { reason, conn }) = self.inbox.deliver(src, &dst, incoming) {
             if reason == VirtError::NoHost {
                 tracing::warn!(%network, "lonet: address {dst}: no such host");
             }
-            incoming.refuse(reason);
+            conn.refuse(reason);
         }
         None
     }
@@ -417,7 +418,7 @@ impl TcpIncoming {
     }
 }
 
-impl Incoming for TcpIncoming {
+impl PendingConn for TcpIncoming {
     fn accept(self: Box<Self>, local: &Addr) -> io::Result<Box<dyn Transport>> {
         self.send_now(&handshake::connected_line(&self.network, local))?;
         Ok(Box::new(TcpTransport::new(self.stream)))

@@ -15,7 +15,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use virtnet_core::{async_trait, AcceptDriver, Addr, Dialed, Engine, Inbox, VirtError};
+use virtnet_core::engine::{async_trait, AcceptDriver, Dialed, Engine, Inbox};
+use virtnet_core::{Addr, InvalidHostName, VirtError};
 
 use crate::acceptor::{Acceptor, Driver};
 use crate::handshake::{self, ReplyError};
@@ -56,12 +57,30 @@ impl LonetEngine {
 
 #[async_trait]
 impl Engine for LonetEngine {
-    async fn new_host(&self, _host: &str) -> io::Result<String> {
+    /// Refuses a name whose dial requests could pass the acceptor's line
+    /// limit: the longest, between two hosts of this name at the highest
+    /// ports, must fit.
+    async fn new_host(&self, host: &str) -> io::Result<String> {
+        let widest = Addr::new(self.network.clone(), host, u32::MAX);
+        if handshake::request_line(&self.network, &widest, &widest).len() > handshake::MAX_REQUEST {
+            return Err(InvalidHostName::new(
+                host,
+                "too long: a dial request naming it would pass the handshake's 1024-byte line limit",
+            )
+            .into());
+        }
         Ok(self.os_addr.to_string())
     }
 
     async fn dial(&self, src: &Addr, dst: &Addr, dst_data: &str) -> io::Result<Dialed> {
         let loconnect = |e: io::Error| io::Error::new(e.kind(), LoconnectError::new(dst_data, e));
+        // The OS refused: no process serves that address any more. Typed as
+        // a refusal, but not one the host's subnetwork answered (so the
+        // core asks the registry whether the host moved).
+        let os_error = |e: io::Error| match e.kind() {
+            io::ErrorKind::ConnectionRefused => loconnect(VirtError::ConnRefused.into()),
+            _ => loconnect(e),
+        };
         let os_addr: SocketAddr = dst_data.parse().map_err(|_| {
             loconnect(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -71,10 +90,10 @@ impl Engine for LonetEngine {
         let request = handshake::request_line(&self.network, src, dst);
         let mut stream = connect_and_send(os_addr, &request)
             .await
-            .map_err(loconnect)?;
+            .map_err(os_error)?;
         let line = handshake::read_line(&mut stream, MAX_REPLY)
             .await
-            .map_err(loconnect)?;
+            .map_err(os_error)?;
         match handshake::parse_reply(&line, &self.network, dst) {
             Ok(peer) => Ok(Dialed {
                 transport: Box::new(TcpTransport::new(stream)),
@@ -159,6 +178,10 @@ async fn connect_and_send(os_addr: SocketAddr, request: &[u8]) -> io::Result<Tcp
 }
 
 /// A failed dial below the virtual network: `loconnect <os address>: <cause>`.
+///
+/// The operating system's own words become the error kind's
+/// (`connection refused`, not `Connection refused (os error 111)`); a
+/// refusal is [`VirtError::ConnRefused`] ([`VirtError::of`] finds it).
 #[derive(Debug)]
 pub struct LoconnectError {
     os_addr: String,
@@ -167,6 +190,10 @@ pub struct LoconnectError {
 
 impl LoconnectError {
     fn new(os_addr: &str, cause: io::Error) -> LoconnectError {
+        let cause = match cause.raw_os_error() {
+            Some(_) => io::Error::from(cause.kind()),
+            None => cause,
+        };
         LoconnectError {
             os_addr: os_addr.to_owned(),
             cause,

@@ -17,7 +17,9 @@
 //!   accept side (the OS listener and the acceptor's half of the
 //!   handshake), and the data path (the TCP stream itself).
 //!
-//! Hosts, ports, listeners and errors are [`virtnet_core`]'s.
+//! Hosts, ports, listeners and errors are [`virtnet_core`]'s; what a user
+//! needs of it is re-exported here, so depending on `lonet` alone is
+//! enough.
 //!
 //! A task waiting in `Listener::accept` takes arriving OS connections in
 //! itself, which saves a hand-off between tasks per dial; otherwise a
@@ -64,10 +66,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use registry_sqlite::SqliteRegistry;
-use virtnet_core::{Registry, SubNetwork};
 
 pub use engine::LoconnectError;
-pub use virtnet_core::{Addr, Conn, Host, Listener, Networker};
+pub use virtnet_core::{
+    trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener, ListenerCloser, Networker,
+    OpError, Registry, RegistryCause, RegistryError, SubNetwork, VirtError,
+};
 
 /// How long an acceptor waits for a dialer's request line by default.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,7 +1,7 @@
 //! The data path: after the handshake, a lonet connection is the OS TCP
 //! connection itself.
 //!
-//! The stream is shared (`Arc`) with the abort handle the core keeps in the
+//! The stream is shared (`Arc`) with the shutdown handle the core keeps in the
 //! host's socket table, so that closing the host can shut the socket down
 //! from outside while a read or write is pending. Reads and writes go straight
 //! to the socket: no task, channel or copy in between.
@@ -14,7 +14,7 @@ use std::task::{ready, Context, Poll};
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use virtnet_core::{AbortHandle, Transport};
+use virtnet_core::engine::{ShutdownHandle, Transport};
 
 /// One end of an established lonet connection.
 pub(crate) struct TcpTransport(Arc<TcpStream>);
@@ -85,7 +85,7 @@ impl AsyncWrite for TcpTransport {
 }
 
 impl Transport for TcpTransport {
-    fn abort_handle(&self) -> AbortHandle {
+    fn shutdown_handle(&self) -> ShutdownHandle {
         let stream = self.0.clone();
         Box::new(move || {
             // Wakes pending reads (end of stream) and writes (broken pipe);

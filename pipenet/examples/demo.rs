@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[tokio::main]
 async fn main() -> io::Result<()> {
     let net = pipenet::Network::new("demo");
-    let alpha = net.host("α").await?;
-    let beta = net.host("β").await?;
+    let alpha = net.new_host("α").await?;
+    let beta = net.new_host("β").await?;
     println!(
         "network {}: hosts {} and {}",
         net.name(),

@@ -3,7 +3,8 @@
 use std::io;
 
 use tokio::sync::oneshot;
-use virtnet_core::{async_trait, Addr, Dialed, Engine, Inbox, Incoming, Transport, VirtError};
+use virtnet_core::engine::{async_trait, Dialed, Engine, Inbox, PendingConn, Transport};
+use virtnet_core::{Addr, VirtError};
 
 use crate::pipe::{pipe, PipeEnd};
 
@@ -22,7 +23,7 @@ struct PendingPipe {
     answer: oneshot::Sender<Answer>,
 }
 
-impl Incoming for PendingPipe {
+impl PendingConn for PendingPipe {
     fn accept(self: Box<Self>, local: &Addr) -> io::Result<Box<dyn Transport>> {
         match self.answer.send(Ok(local.clone())) {
             Ok(()) => Ok(Box::new(self.end)),

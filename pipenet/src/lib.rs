@@ -14,7 +14,8 @@
 //!   for the reader. The buffer grows with traffic and is freed when drained.
 //!
 //! Everything else (hosts, ports, listeners, errors) is
-//! [`virtnet_core`]'s.
+//! [`virtnet_core`]'s; what a user needs of it is re-exported here, so
+//! depending on `pipenet` alone is enough.
 //!
 //! # Example
 //! ```
@@ -23,8 +24,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
 //! let net = pipenet::Network::new("demo");
-//! let alpha = net.host("α").await?;
-//! let beta = net.host("β").await?;
+//! let alpha = net.new_host("α").await?;
+//! let beta = net.new_host("β").await?;
 //!
 //! let l = alpha.listen("").await?; // the lowest free port: α:1
 //! assert_eq!(l.local_addr().to_string(), "α:1");
@@ -43,6 +44,7 @@
 //! # }
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod engine;
 mod pipe;
@@ -51,10 +53,11 @@ mod registry;
 use std::io;
 use std::sync::Arc;
 
-use virtnet_core::{SubNetwork, VirtError};
-
 pub use registry::RamRegistry;
-pub use virtnet_core::{Addr, Conn, Host, Listener, Networker};
+pub use virtnet_core::{
+    trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener, ListenerCloser, Networker,
+    OpError, Registry, RegistryCause, RegistryError, SubNetwork, VirtError,
+};
 
 /// The default buffer size of each direction of a connection: 256 KiB
 /// (bigger buffers no longer fit the CPU cache, and streams get slower; see
@@ -89,20 +92,25 @@ impl Network {
         self.subnet.network()
     }
 
-    /// The host `name`: created (and announced) on first use, the same
-    /// host after that.
-    pub async fn host(&self, name: &str) -> io::Result<Host> {
-        if let Some(host) = self.subnet.host(name) {
-            return Ok(host);
-        }
-        match self.subnet.new_host(name).await {
-            Ok(host) => Ok(host),
-            // Another task created it meanwhile.
-            Err(e) if VirtError::of(&e) == Some(VirtError::HostDup) => {
-                self.subnet.host(name).ok_or(e)
-            }
-            Err(e) => Err(e),
-        }
+    /// Creates host `name` (see [`SubNetwork::new_host`]); fails with
+    /// "host already registered" if it exists.
+    pub async fn new_host(&self, name: &str) -> io::Result<Host> {
+        self.subnet.new_host(name).await
+    }
+
+    /// The host `name`, if it exists and is not closed.
+    pub fn host(&self, name: &str) -> Option<Host> {
+        self.subnet.host(name)
+    }
+
+    /// The hosts, sorted by name.
+    pub fn hosts(&self) -> Vec<Host> {
+        self.subnet.hosts()
+    }
+
+    /// Whether the network is closed.
+    pub fn is_closed(&self) -> bool {
+        self.subnet.is_closed()
     }
 
     /// The network as a virtnet [`SubNetwork`] (pipenet has exactly one).
@@ -120,7 +128,7 @@ impl Network {
 pub struct Builder {
     name: String,
     capacity: usize,
-    registry: Option<Arc<dyn virtnet_core::Registry>>,
+    registry: Option<Arc<dyn Registry>>,
 }
 
 impl Builder {
@@ -132,7 +140,7 @@ impl Builder {
     }
 
     /// Uses `registry` instead of a fresh [`RamRegistry`].
-    pub fn registry(mut self, registry: Arc<dyn virtnet_core::Registry>) -> Builder {
+    pub fn registry(mut self, registry: Arc<dyn Registry>) -> Builder {
         self.registry = Some(registry);
         self
     }
@@ -150,5 +158,11 @@ impl Builder {
                 capacity,
             }),
         }
+    }
+}
+
+impl From<Network> for SubNetwork {
+    fn from(net: Network) -> SubNetwork {
+        net.subnet
     }
 }

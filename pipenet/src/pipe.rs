@@ -11,10 +11,11 @@ use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use virtnet_core::{AbortHandle, Transport};
+use tokio::task::coop;
+use virtnet_core::engine::{ShutdownHandle, Transport};
 
 /// A buffer drained to empty keeps its allocation if it is at most this big,
 /// so a steady trickle of small messages does not allocate every time.
@@ -94,12 +95,57 @@ impl PipeEnd {
     }
 }
 
+/// Reads and writes take part in tokio's cooperative budget, as
+/// `tokio::io::duplex` does: a task that keeps finding data (or room) ready
+/// yields now and then, so it cannot starve the others on its thread.
 impl AsyncRead for PipeEnd {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let budget = ready!(coop::poll_proceed(cx));
+        let read = self.read_ready(cx, buf);
+        if read.is_ready() {
+            budget.made_progress();
+        }
+        read
+    }
+}
+
+impl AsyncWrite for PipeEnd {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let budget = ready!(coop::poll_proceed(cx));
+        let written = self.write_ready(cx, data);
+        if written.is_ready() {
+            budget.made_progress();
+        }
+        written
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut h = self.outbound();
+        h.eof = true;
+        let reader = h.reader.take();
+        drop(h);
+        if let Some(r) = reader {
+            r.wake();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl PipeEnd {
+    /// Reads what the buffer holds, or registers `cx` if it is empty.
+    fn read_ready(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let mut h = self.inbound();
         if h.buf.is_empty() {
             if h.eof || buf.remaining() == 0 {
@@ -124,14 +170,9 @@ impl AsyncRead for PipeEnd {
         }
         Poll::Ready(Ok(()))
     }
-}
 
-impl AsyncWrite for PipeEnd {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    /// Writes what fits, or registers `cx` if the buffer is full.
+    fn write_ready(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let capacity = self.shared.capacity;
         let mut h = self.outbound();
         if h.reader_gone || h.eof {
@@ -168,25 +209,10 @@ impl AsyncWrite for PipeEnd {
         }
         Poll::Ready(Ok(n))
     }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut h = self.outbound();
-        h.eof = true;
-        let reader = h.reader.take();
-        drop(h);
-        if let Some(r) = reader {
-            r.wake();
-        }
-        Poll::Ready(Ok(()))
-    }
 }
 
 impl Transport for PipeEnd {
-    fn abort_handle(&self) -> AbortHandle {
+    fn shutdown_handle(&self) -> ShutdownHandle {
         let shared = self.shared.clone();
         Box::new(move || shared.abort())
     }
@@ -274,7 +300,7 @@ mod tests {
     #[tokio::test]
     async fn abort_wakes_pending_reads_and_writes() {
         let (mut a, _b) = pipe(2);
-        let abort = a.abort_handle();
+        let abort = a.shutdown_handle();
         a.write_all(b"xy").await.unwrap();
         let (mut c, mut d) = pipe(2);
         let mut r = Box::pin(async move {
@@ -282,7 +308,7 @@ mod tests {
             d.read(&mut buf).await
         });
         assert!(futures_poll_once(&mut r).is_pending());
-        c.abort_handle()();
+        c.shutdown_handle()();
         assert_eq!(r.await.unwrap(), 0);
         assert!(c.write(b"z").await.is_err());
         let mut w = Box::pin(a.write(b"z"));

@@ -145,6 +145,66 @@ pub fn split_host_port(addr: &str) -> Result<(&str, &str), AddrError> {
     Ok((host, &addr[colon + 1..]))
 }
 
+/// Checks that `name` can be a host: an address can reach it, that is
+/// `name:port` reads back as `name`. The empty name cannot (in an address
+/// it means "this host").
+pub(crate) fn check_host_name(name: &str) -> Result<(), InvalidHostName> {
+    if name.is_empty() {
+        return Err(InvalidHostName::new(name, "a host name cannot be empty"));
+    }
+    let joined = join_host_port(name, "1");
+    if split_host_port(&joined).map(|(host, _)| host) != Ok(name) {
+        return Err(InvalidHostName::new(
+            name,
+            "no address can name it (host:port does not read back)",
+        ));
+    }
+    Ok(())
+}
+
+/// A name that cannot be a host's: `invalid host name "<name>": <why>`.
+/// Its [`io::Error`] kind is [`io::ErrorKind::InvalidInput`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidHostName {
+    name: String,
+    why: &'static str,
+}
+
+impl InvalidHostName {
+    /// `name` cannot be a host's, because of `why` (for engines with limits
+    /// of their own, see [`Engine::new_host`](crate::engine::Engine::new_host)).
+    pub fn new(name: &str, why: &'static str) -> InvalidHostName {
+        InvalidHostName {
+            name: name.to_owned(),
+            why,
+        }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Why it cannot be a host's.
+    pub fn why(&self) -> &'static str {
+        self.why
+    }
+}
+
+impl fmt::Display for InvalidHostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid host name {:?}: {}", self.name, self.why)
+    }
+}
+
+impl Error for InvalidHostName {}
+
+impl From<InvalidHostName> for io::Error {
+    fn from(e: InvalidHostName) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidInput, e)
+    }
+}
+
 /// Parses a port like Go's `strconv.Atoi` followed by a `port < 0` check:
 /// an optional sign, then decimal digits.
 fn parse_port(s: &str) -> Option<u32> {
@@ -281,6 +341,22 @@ mod tests {
             let e = Addr::parse("n", s).expect_err(s);
             assert_eq!(e.to_string(), text);
             assert_eq!(io::Error::from(e).kind(), io::ErrorKind::InvalidInput);
+        }
+    }
+
+    #[test]
+    fn host_names_an_address_can_reach() {
+        for ok in ["α", "β", "a:b", "::1", "日本語", "a b", "x.y-z"] {
+            assert_eq!(check_host_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "[", "]", "a[b", "a]b", "[a", "a]", "[a:b]"] {
+            let e = check_host_name(bad).expect_err(bad);
+            assert_eq!(e.name(), bad);
+            let io = io::Error::from(e.clone());
+            assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
+            assert!(io
+                .to_string()
+                .starts_with(&format!("invalid host name {bad:?}: ")));
         }
     }
 

@@ -7,10 +7,11 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::engine::Transport;
-use crate::host::PortGuard;
+use crate::kernel::PortGuard;
 use crate::trace::{Event, Trace};
 use crate::{Addr, OpError, VirtError};
+
+use crate::engine::{ShutdownHandle, Transport};
 
 /// A connection between two hosts: tokio [`AsyncRead`] + [`AsyncWrite`].
 ///
@@ -18,22 +19,50 @@ use crate::{Addr, OpError, VirtError};
 /// reads end of stream and can still write back. Dropping the connection
 /// closes it and frees its port. When its host or network goes down, pending
 /// and later reads and writes fail with "host is down" / "network is down".
+/// Errors of the operating system's sockets read the same on every network
+/// (`broken pipe`, `connection reset`), without the OS's error number.
 pub struct Conn {
     io: Box<dyn Transport>,
     local: Addr,
     peer: Addr,
-    port: PortGuard,
+    /// The port it holds on a virtual host; `None` for [`Conn::new`].
+    port: Option<PortGuard>,
     /// Where writes, shutdown and close are recorded, if traced.
     observer: Option<Trace>,
 }
 
 impl Conn {
-    pub(crate) fn new(io: Box<dyn Transport>, local: Addr, peer: Addr, port: PortGuard) -> Conn {
+    /// A connection over any byte stream, for a [`Networker`](crate::Networker)
+    /// of your own (the OS network's [`TcpNetworker`](crate::tcp::TcpNetworker)
+    /// uses it): `local` is this end's address, `peer` the other's. Errors
+    /// of `io` are reported as `<op> <network> <local>-><peer>: <cause>`.
+    pub fn new(
+        io: impl AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+        local: Addr,
+        peer: Addr,
+    ) -> Conn {
+        Conn {
+            io: Box::new(Plain(io)),
+            local,
+            peer,
+            port: None,
+            observer: None,
+        }
+    }
+
+    /// A connection on a virtual host's port (already made the
+    /// connection's with [`PortGuard::connect`]).
+    pub(crate) fn on_port(
+        io: Box<dyn Transport>,
+        local: Addr,
+        peer: Addr,
+        port: PortGuard,
+    ) -> Conn {
         Conn {
             io,
             local,
             peer,
-            port,
+            port: Some(port),
             observer: None,
         }
     }
@@ -62,6 +91,12 @@ impl Conn {
     }
 
     fn error(&self, op: &'static str, cause: io::Error) -> io::Error {
+        // The OS's own words ("Broken pipe (os error 32)") become the
+        // kind's, as an in-memory transport says them.
+        let cause = match cause.raw_os_error() {
+            Some(_) => io::Error::from(cause.kind()),
+            None => cause,
+        };
         OpError::new(op, self.local.network_arc().clone())
             .src(self.local.clone())
             .dst(self.peer.clone())
@@ -76,17 +111,21 @@ impl Conn {
         op: &'static str,
         poll: impl FnOnce(Pin<&mut dyn Transport>) -> Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
-        if let Some(reason) = self.port.is_down() {
+        if let Some(reason) = self.is_down() {
             return Poll::Ready(Err(self.down_error(op, reason)));
         }
         match poll(Pin::new(&mut *self.io)) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(result) => Poll::Ready(match self.port.is_down() {
+            Poll::Ready(result) => Poll::Ready(match self.is_down() {
                 // The transport was aborted because the host went down.
                 Some(reason) => Err(self.down_error(op, reason)),
                 None => result.map_err(|e| self.error(op, e)),
             }),
         }
+    }
+
+    fn is_down(&self) -> Option<VirtError> {
+        self.port.as_ref().and_then(PortGuard::is_down)
     }
 
     fn down_error(&self, op: &'static str, reason: VirtError) -> io::Error {
@@ -197,5 +236,55 @@ impl fmt::Debug for Conn {
             .field("local", &self.local)
             .field("peer", &self.peer)
             .finish()
+    }
+}
+
+/// A byte stream given to [`Conn::new`], as a transport; nothing shuts it
+/// from outside.
+struct Plain<T>(T);
+
+impl<T: AsyncRead + Unpin> AsyncRead for Plain<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Plain<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Transport for Plain<T> {
+    fn shutdown_handle(&self) -> ShutdownHandle {
+        Box::new(|| {})
     }
 }

@@ -1,49 +1,57 @@
-//! The engine interface: the only part a network implementation supplies.
+//! For implementers of a network: the engine interface, the only part a
+//! network supplies. Users of a network never need this module.
 //!
 //! The core ([`SubNetwork`](crate::SubNetwork)) owns hosts, socket tables,
 //! port allocation, listeners, accept queues and shutdown. An engine only
 //! moves bytes between hosts:
 //!
-//! - [`Engine::new_host`]: a host joins; say what the registry should hold for it.
+//! - [`Engine::new_host`]: a host joins; say what the registry should hold
+//!   for it, or refuse a name this engine cannot carry.
 //! - [`Engine::dial`]: connect `src` to `dst`, given the registry's data for
 //!   `dst`'s host; answer with the dialer's end and the accepted address.
 //! - [`Inbox::deliver`]: the engine's call *into* the core when a connection
-//!   arrives for a host of this subnetwork; the core queues it on the listener,
-//!   and the listener's `accept` later calls [`Incoming::accept`] with the port
-//!   it allocated.
+//!   arrives for a host of this subnetwork. The engine wraps the arrival in a
+//!   [`PendingConn`]; the core queues it on the listener, and the listener's
+//!   `accept` later calls [`PendingConn::accept`] with the port it allocated.
 //! - Optionally [`Engine::accept_driver`]: an [`AcceptDriver`] the core polls
 //!   while an accept waits, so that arrivals are taken in (and delivered) by
 //!   the accepting task itself rather than handed over from another task.
 //!
-//! A dial therefore flows: `Host::dial` (allocates the source port, queries the
-//! registry) → `Engine::dial` → (in the destination's subnetwork)
-//! `Inbox::deliver` → `Listener::accept` → `Incoming::accept` → back to the
-//! dialer with the accepted address.
+//! A dial therefore flows: `Host::dial` (allocates the source port, queries
+//! the registry) → [`Engine::dial`] → (in the destination's subnetwork)
+//! [`Inbox::deliver`] → `Listener::accept` → [`PendingConn::accept`] → back
+//! to the dialer with the accepted address.
+//!
+//! Build a subnetwork from an engine with
+//! [`SubNetwork::new`](crate::SubNetwork::new); the conformance suite
+//! (`conformance-tests`) checks it.
 
 use std::io;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
-use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::subnet::SubNetInner;
+pub use async_trait::async_trait;
+
 use crate::{Addr, VirtError};
 
-/// A handle that shuts a [`Transport`] down from outside the task that owns it.
-pub type AbortHandle = Box<dyn Fn() + Send + Sync>;
+/// Shuts a [`Transport`] down from outside the task that owns it (see
+/// [`Transport::shutdown_handle`]).
+pub type ShutdownHandle = Box<dyn Fn() + Send + Sync>;
 
 /// One end of an established connection's byte stream.
 ///
 /// The core wraps it in a [`Conn`](crate::Conn); `poll_shutdown` must be a
-/// half-close (the peer reads EOF and can still write back).
-pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+/// half-close (the peer reads end of stream and can still write back).
+pub trait Transport: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {
     /// A handle that, when called (from any thread, possibly while a read or
     /// write is pending), shuts this transport in both directions: pending
     /// and later reads and writes on this end return promptly, and the peer
-    /// sees end of stream. The core calls it when the host or subnetwork goes
-    /// down.
-    fn abort_handle(&self) -> AbortHandle;
+    /// sees end of stream. The core calls it when the host or subnetwork
+    /// goes down; a handle that does nothing leaves blocked operations
+    /// blocked.
+    fn shutdown_handle(&self) -> ShutdownHandle;
 }
 
 /// The dialer's side of a successful [`Engine::dial`].
@@ -59,21 +67,31 @@ pub struct Dialed {
 /// # Contract
 /// - Calls may come concurrently from many tasks.
 /// - `dial` may be cancelled (its future dropped) at any await point; it must
-///   then leave nothing behind (for example, answer [`Incoming::is_abandoned`]
-///   with true for a connection it delivered).
+///   then leave nothing behind (for example, answer
+///   [`PendingConn::is_abandoned`] with true for a connection it delivered).
+/// - A refusal that the destination's subnetwork answered (no listener on
+///   that port) is the bare [`VirtError::ConnRefused`] as the error's inner
+///   error (`io::Error::from(VirtError::ConnRefused)`). Any other failure,
+///   including a refusal by the operating system because the destination's
+///   process is gone, should wrap its cause in an error of the engine's
+///   own: the core then asks the registry again, since the host may have
+///   moved. Errors should still carry a [`VirtError`] where one applies
+///   (as a source), so that [`VirtError::of`] finds it.
 /// - `close` is called once, when the subnetwork closes, after all its hosts
-///   are down; the engine then stops its background work.
+///   are down. Dropping the engine (the subnetwork's last handle is gone)
+///   must stop its background work at once too, without blocking.
 #[async_trait]
 pub trait Engine: Send + Sync + 'static {
     /// Host `host` is joining this subnetwork: returns the data to announce
     /// for it in the registry (lonet: this process's OS address).
+    ///
+    /// The core has already checked that `host` is a name an address can
+    /// carry; an engine with limits of its own (a line length) refuses
+    /// other names with [`io::ErrorKind::InvalidInput`].
     async fn new_host(&self, host: &str) -> io::Result<String>;
 
     /// Connects `src` (a host of this subnetwork, port already allocated) to
     /// `dst`, whose host the registry maps to `dst_data`.
-    ///
-    /// Errors should carry a [`VirtError`] where one applies (a refusal is
-    /// [`VirtError::ConnRefused`]); the core wraps them as `dial` errors.
     async fn dial(&self, src: &Addr, dst: &Addr, dst_data: &str) -> io::Result<Dialed>;
 
     /// Shuts the engine down.
@@ -111,12 +129,12 @@ pub trait AcceptDriver: Send + Sync {
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()>;
 }
 
-/// A connection that arrived for a listener and waits to be accepted.
+/// One connection that arrived for a listener and waits to be accepted.
 ///
-/// The engine makes one per incoming connection and hands it to
+/// The engine makes one per arriving connection and hands it to
 /// [`Inbox::deliver`]. Exactly one of `accept` and `refuse` is called, unless
 /// the connection is dropped as abandoned.
-pub trait Incoming: Send + 'static {
+pub trait PendingConn: Send + 'static {
     /// The listener accepted it and allocated `local` for it. Tell the dialer
     /// (it learns `local` as its peer address) and return the acceptor's end.
     ///
@@ -140,17 +158,25 @@ pub struct Undelivered {
     /// [`VirtError::NetDown`].
     pub reason: VirtError,
     /// The connection, so the engine can answer the dialer.
-    pub incoming: Box<dyn Incoming>,
+    pub conn: Box<dyn PendingConn>,
 }
 
-/// The engine's way into its subnetwork: where incoming connections go.
+/// Where a subnetwork takes arriving connections in (the core implements it).
+pub(crate) trait Deliver: Send + Sync {
+    fn deliver(&self, src: Addr, dst: &Addr, conn: Box<dyn PendingConn>)
+        -> Result<(), Undelivered>;
+
+    fn network(&self) -> &Arc<str>;
+}
+
+/// The engine's way into its subnetwork: where arriving connections go.
 ///
-/// Given to the engine when the [`SubNetwork`](crate::SubNetwork) is built. It
-/// holds the subnetwork weakly, so an engine's background tasks do not keep
-/// it alive.
+/// Given to the engine when the [`SubNetwork`](crate::SubNetwork) is built.
+/// It holds the subnetwork weakly, so an engine's background tasks do not
+/// keep it alive.
 #[derive(Clone)]
 pub struct Inbox {
-    pub(crate) subnet: Weak<SubNetInner>,
+    pub(crate) subnet: Weak<dyn Deliver>,
 }
 
 impl Inbox {
@@ -160,19 +186,27 @@ impl Inbox {
         &self,
         src: Addr,
         dst: &Addr,
-        incoming: Box<dyn Incoming>,
+        conn: Box<dyn PendingConn>,
     ) -> Result<(), Undelivered> {
         match self.subnet.upgrade() {
-            Some(subnet) => subnet.deliver(src, dst, incoming),
+            Some(subnet) => subnet.deliver(src, dst, conn),
             None => Err(Undelivered {
                 reason: VirtError::NetDown,
-                incoming,
+                conn,
             }),
         }
     }
 
     /// The full name of the network, or `None` once the subnetwork is gone.
     pub fn network(&self) -> Option<Arc<str>> {
-        self.subnet.upgrade().map(|s| s.network.clone())
+        self.subnet.upgrade().map(|s| s.network().clone())
+    }
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox")
+            .field("network", &self.network())
+            .finish()
     }
 }

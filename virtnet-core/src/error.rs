@@ -84,12 +84,14 @@ impl VirtError {
     }
 
     /// The canonical failure behind `err`, if it has one: looks through
-    /// [`OpError`] and [`RegistryError`] wrappers.
+    /// [`OpError`] and [`RegistryError`] wrappers, and down the chain of
+    /// [`source`](Error::source)s of any other error (an engine's own error
+    /// that wraps one).
     pub fn of(err: &io::Error) -> Option<VirtError> {
         Self::of_dyn(err.get_ref()?)
     }
 
-    fn of_dyn(err: &(dyn Error + Send + Sync + 'static)) -> Option<VirtError> {
+    fn of_dyn(err: &(dyn Error + 'static)) -> Option<VirtError> {
         if let Some(v) = err.downcast_ref::<VirtError>() {
             return Some(*v);
         }
@@ -107,7 +109,7 @@ impl VirtError {
         if let Some(io) = err.downcast_ref::<io::Error>() {
             return VirtError::of(io);
         }
-        None
+        err.source().and_then(Self::of_dyn)
     }
 }
 

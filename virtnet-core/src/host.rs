@@ -1,36 +1,27 @@
-//! Hosts: named access points with their own socket table.
+//! Hosts: named access points of a subnetwork, the user's handle on them.
 //!
-//! Ports are allocated here ([`HostInner::reserve`], `listen`), a dial starts
-//! here ([`Host::dial`]), and a host's shutdown reaches all its sockets from
-//! here ([`HostInner::shutdown`]).
+//! A dial starts here ([`Host::dial`]), a listener is bound here
+//! ([`Host::listen`]); the socket table and shutdown are the kernel's
+//! ([`crate::kernel::HostCore`]).
 
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::conn::Conn;
-use crate::down::Down;
-use crate::engine::Transport;
-use crate::listener::{Listener, ListenerShared};
-use crate::ports::{Socket, SocketTable};
-use crate::subnet::{SubNetInner, SubNetwork};
-use crate::{lock, Addr, OpError, VirtError};
+use crate::kernel::HostCore;
+use crate::listener::Listener;
+use crate::subnet::SubNetwork;
+use crate::{Addr, OpError, VirtError};
 
 /// A host on a virtual network: dial from it, listen on it.
 ///
 /// Cheap to clone; clones are the same host. Implements
-/// [`Networker`](crate::Networker).
+/// [`Networker`](crate::Networker). The host lives while any handle of it
+/// (a clone, a listener, a connection) does; when the last is dropped it
+/// leaves the subnetwork and the registry, as if closed.
 #[derive(Clone)]
-pub struct Host(pub(crate) Arc<HostInner>);
-
-pub(crate) struct HostInner {
-    pub(crate) name: Arc<str>,
-    /// What the registry holds for this host.
-    pub(crate) data: String,
-    pub(crate) subnet: Arc<SubNetInner>,
-    pub(crate) down: Down,
-    pub(crate) sockets: Mutex<SocketTable>,
-}
+pub struct Host(pub(crate) Arc<HostCore>);
 
 impl Host {
     /// The host's name.
@@ -40,12 +31,12 @@ impl Host {
 
     /// The full name of the network.
     pub fn network(&self) -> &str {
-        &self.0.subnet.network
+        &self.0.net.network
     }
 
     /// The subnetwork this host lives on.
     pub fn subnetwork(&self) -> SubNetwork {
-        SubNetwork(self.0.subnet.clone())
+        SubNetwork(self.0.net.clone())
     }
 
     /// Whether the host (or its subnetwork) is closed.
@@ -58,10 +49,11 @@ impl Host {
     /// The source port is allocated first (the lowest free one), so even a
     /// failed dial names its source: `dial pipeX α:1->α:0: connection refused`.
     /// Dropping the future frees that port and leaves nothing queued that an
-    /// accept could return.
+    /// accept could return. If the host or its network goes down meanwhile,
+    /// the dial fails with that reason.
     pub async fn dial(&self, addr: &str) -> io::Result<Conn> {
         let h = &self.0;
-        let net = &h.subnet.network;
+        let net = &h.net.network;
         let port = h.reserve().map_err(|reason| {
             io::Error::from(
                 OpError::new("dial", net.clone())
@@ -80,15 +72,21 @@ impl Host {
             .cause(cause)
             .into()
         };
-        let dst = h.parse(addr).map_err(|e| fail(None, e))?;
-        let attempt = h.subnet.dial_via_registry(&src, &dst);
+        let dst = self.parse(addr).map_err(|e| fail(None, e))?;
+        let attempt = h.net.dial_via_registry(&src, &dst);
         let dialed = tokio::select! {
-            dialed = attempt => dialed,
+            biased;
             reason = h.down.wait() => Err(reason.into()),
+            dialed = attempt => dialed,
         };
         let conn = dialed.and_then(|dialed| {
-            port.into_conn(dialed.transport, src.clone(), dialed.peer)
-                .map_err(io::Error::from)
+            port.connect(dialed.transport.shutdown_handle())?;
+            Ok(Conn::on_port(
+                dialed.transport,
+                src.clone(),
+                dialed.peer,
+                port,
+            ))
         });
         match conn {
             Ok(conn) => {
@@ -96,6 +94,12 @@ impl Host {
                 Ok(conn)
             }
             Err(e) => {
+                // A dial that failed because the network is going down (a
+                // listener shut with the rest) fails with that reason.
+                let e = match h.down.get() {
+                    Some(reason) => reason.into(),
+                    None => e,
+                };
                 let e = fail(Some(&dst), e);
                 tracing::debug!(network = %net, src = %src, dst = %dst, error = %e, "virtnet: dial failed");
                 Err(e)
@@ -112,7 +116,7 @@ impl Host {
         let h = &self.0;
         let laddr = if laddr.is_empty() { ":0" } else { laddr };
         let fail = |dst: Option<&Addr>, cause: io::Error| -> io::Error {
-            let e = OpError::new("listen", h.subnet.network.clone());
+            let e = OpError::new("listen", h.net.network.clone());
             match dst {
                 Some(dst) => e.dst(dst.clone()),
                 None => e.dst_text(laddr),
@@ -120,28 +124,15 @@ impl Host {
             .cause(cause)
             .into()
         };
-        let addr = h.parse(laddr).map_err(|e| fail(None, e))?;
+        let addr = self.parse(laddr).map_err(|e| fail(None, e))?;
         if addr.host() != &*h.name {
             return Err(fail(Some(&addr), VirtError::AddrNoListen.into()));
         }
-        let mut table = lock(&h.sockets);
-        if let Some(reason) = h.down.get() {
-            return Err(fail(Some(&addr), reason.into()));
-        }
-        let port = if addr.port() == 0 {
-            table
-                .alloc(Socket::Reserved)
-                .ok_or_else(|| fail(Some(&addr), VirtError::AddrInUse.into()))?
-        } else {
-            table
-                .bind(addr.port(), Socket::Reserved)
-                .map_err(|_| fail(Some(&addr), VirtError::AddrInUse.into()))?;
-            addr.port()
-        };
-        let shared = Arc::new(ListenerShared::new(addr.with_port(port), self.0.clone()));
-        table.replace(port, Socket::Listener(shared.clone()));
-        tracing::debug!(network = %h.subnet.network, addr = %addr.with_port(port), "virtnet: listen");
-        Ok(Listener::new(shared))
+        let queue = h
+            .bind_listener(&addr)
+            .map_err(|reason| fail(Some(&addr), reason.into()))?;
+        tracing::debug!(network = %h.net.network, addr = %queue.addr, "virtnet: listen");
+        Ok(Listener::on_port(queue, h.clone()))
     }
 
     /// Closes the host: its listeners and connections shut down (blocked
@@ -153,118 +144,23 @@ impl Host {
         if !h.shutdown(VirtError::HostDown) {
             return Ok(());
         }
-        tracing::debug!(network = %h.subnet.network, host = %h.name, "virtnet: host closed");
-        {
-            let mut hosts = lock(&h.subnet.hosts);
-            if hosts.get(&h.name).is_some_and(|x| Arc::ptr_eq(x, h)) {
-                hosts.remove(&h.name);
-            }
-        }
-        let _ = h.subnet.registry.unannounce(&h.name, &h.data).await;
-        if h.subnet.maybe_auto_close() {
-            SubNetwork(h.subnet.clone()).close().await?;
+        tracing::debug!(network = %h.net.network, host = %h.name, "virtnet: host closed");
+        h.leave().await;
+        if h.net.auto_close_due() {
+            SubNetwork(h.net.clone()).close().await?;
         }
         Ok(())
-    }
-}
-
-impl HostInner {
-    pub(crate) fn new(name: Arc<str>, data: String, subnet: Arc<SubNetInner>) -> HostInner {
-        HostInner {
-            name,
-            data,
-            subnet,
-            down: Down::default(),
-            sockets: Mutex::default(),
-        }
     }
 
     /// Parses `addr` in this host's network; an empty host means this host.
     fn parse(&self, addr: &str) -> io::Result<Addr> {
-        let a = Addr::parse(self.subnet.network.clone(), addr)?;
+        let h = &self.0;
+        let a = Addr::parse(h.net.network.clone(), addr)?;
         Ok(if a.host().is_empty() {
-            Addr::new(a.network_arc().clone(), self.name.clone(), a.port())
+            Addr::new(h.net.network.clone(), h.name.clone(), a.port())
         } else {
             a
         })
-    }
-
-    /// Takes the lowest free port, held until the guard is dropped or
-    /// becomes a connection.
-    pub(crate) fn reserve(self: &Arc<Self>) -> Result<PortGuard, VirtError> {
-        let mut table = lock(&self.sockets);
-        if let Some(reason) = self.down.get() {
-            return Err(reason);
-        }
-        let port = table.alloc(Socket::Reserved).ok_or(VirtError::AddrInUse)?;
-        Ok(PortGuard {
-            host: self.clone(),
-            port,
-        })
-    }
-
-    /// Frees `port` if it holds `listener`.
-    pub(crate) fn free_listener(&self, port: u32, listener: &ListenerShared) {
-        let mut table = lock(&self.sockets);
-        if matches!(table.get(port), Some(Socket::Listener(l)) if std::ptr::eq(&**l, listener)) {
-            table.free(port);
-        }
-    }
-
-    /// Takes the host down with `reason`; false if it already was.
-    pub(crate) fn shutdown(&self, reason: VirtError) -> bool {
-        if !self.down.set(reason) {
-            return false;
-        }
-        let sockets = lock(&self.sockets).drain();
-        for socket in sockets {
-            match socket {
-                Socket::Listener(l) => {
-                    l.shut(reason);
-                }
-                Socket::Conn(abort) => abort(),
-                Socket::Reserved => {}
-            }
-        }
-        true
-    }
-}
-
-/// A port held on a host; freed on drop unless it became a [`Conn`].
-pub(crate) struct PortGuard {
-    pub(crate) host: Arc<HostInner>,
-    pub(crate) port: u32,
-}
-
-impl PortGuard {
-    /// Turns the reserved port into an established connection.
-    pub(crate) fn into_conn(
-        self,
-        transport: Box<dyn Transport>,
-        local: Addr,
-        peer: Addr,
-    ) -> Result<Conn, VirtError> {
-        let abort = transport.abort_handle();
-        {
-            let mut table = lock(&self.host.sockets);
-            if let Some(reason) = self.host.down.get() {
-                return Err(reason);
-            }
-            if !table.replace(self.port, Socket::Conn(abort)) {
-                return Err(VirtError::HostDown);
-            }
-        }
-        Ok(Conn::new(transport, local, peer, self))
-    }
-
-    pub(crate) fn is_down(&self) -> Option<VirtError> {
-        self.host.down.get()
-    }
-}
-
-impl Drop for PortGuard {
-    fn drop(&mut self) {
-        lock(&self.host.sockets).free(self.port);
     }
 }
 

@@ -9,28 +9,43 @@
 //! processes over loopback TCP).
 //!
 //! # Map
-//! - [`Networker`] (in `networker.rs`): the user-facing trait — `dial`,
-//!   `listen`, `close` — implemented by [`Host`]. Start here.
-//! - [`Host`] (`host.rs`): where a dial starts, where ports are allocated
-//!   (the socket table is in `ports.rs`), and where a host's shutdown
-//!   reaches its sockets.
-//! - [`Listener`] (`listener.rs`): accept queues; accept allocates the
-//!   accepted connection's port.
+//! For users of a network (what a test author touches), at the root:
+//! - [`Networker`] (`networker.rs`): the user-facing trait — `dial`,
+//!   `listen`, `close` — implemented by [`Host`] of every virtual network
+//!   and by [`tcp::TcpNetworker`], the operating system's network. Start
+//!   here.
+//! - [`SubNetwork`] (`subnet.rs`): the hosts of one process, their engine
+//!   and registry; `new_host` creates a host, `host` looks one up; closing
+//!   it takes everything down.
+//! - [`Host`] (`host.rs`): where a dial starts and a listener is bound.
+//! - [`Listener`] (`listener.rs`): accept; on a virtual host, accept
+//!   allocates the accepted connection's port.
 //! - [`Conn`] (`conn.rs`): an established connection, tokio `AsyncRead` +
 //!   `AsyncWrite`.
-//! - [`SubNetwork`] (`subnet.rs`): the hosts of one process, their engine
-//!   and registry; closing it takes everything down.
-//! - [`Engine`], [`Transport`], [`Incoming`], [`Inbox`] (`engine.rs`): what a
-//!   network implementation supplies, and how a dial flows through it.
+//! - [`Addr`] (`addr.rs`); [`VirtError`] and [`OpError`] (`error.rs`): the
+//!   canonical failures and how a failed operation reads.
 //! - [`Registry`] (`registry.rs`): host name → host data, shared by all
-//!   subnetworks of a network.
-//! - [`Addr`] (`addr.rs`), [`VirtError`] and [`OpError`] (`error.rs`).
-//! - [`integrations`]: axum, hyper and tonic (cargo features `axum`,
-//!   `hyper`, `tonic`).
+//!   subnetworks of a network; plug in your own.
 //! - [`trace`]: event traces a test can assert (`Trace::wrap` any
 //!   networker).
+//! - [`tcp`]: [`Networker`] over the operating system's TCP.
+//! - [`integrations`]: axum, hyper and tonic (cargo features `axum`,
+//!   `hyper`, `tonic`).
+//!
+//! For implementers of a network:
+//! - [`engine`]: the [`Engine`](engine::Engine) a network supplies, and how
+//!   a dial flows through it.
+//! - [`networker::ListenSocket`], [`Conn::new`], [`Listener::new`]: for a
+//!   [`Networker`] of your own.
 //! - [`quote`]: Go's `%q` quoting, for texts that must match the reference
 //!   implementation byte for byte.
+//!
+//! Inside, the layers import only downwards: addresses, errors and the
+//! registry trait; the engine interface; a host's socket table (`ports.rs`)
+//! and a listener's accept queue (`queue.rs`); the kernel (`kernel.rs`:
+//! the state of a subnetwork and of its hosts, where dials are routed,
+//! connections delivered and shutdown done); connections and listeners;
+//! hosts; the subnetwork.
 //!
 //! # Example
 //! With pipenet, the in-process network:
@@ -41,8 +56,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
 //! let net = pipenet::Network::new("example");
-//! let alpha = net.host("α").await?;
-//! let beta = net.host("β").await?;
+//! let alpha = net.new_host("α").await?;
+//! let beta = net.new_host("β").await?;
 //!
 //! let listener = alpha.listen(":10").await?;
 //! // A dial completes when the listener accepts: run both at once.
@@ -59,27 +74,28 @@
 //! # }
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod addr;
 mod conn;
 mod down;
-mod engine;
+pub mod engine;
 mod error;
 mod host;
 pub mod integrations;
+mod kernel;
 mod listener;
-mod networker;
+pub mod networker;
 mod ports;
+mod queue;
 pub mod quote;
 mod registry;
 mod subnet;
+pub mod tcp;
 pub mod trace;
 
-pub use addr::{join_host_port, split_host_port, Addr, AddrError, AddrErrorKind};
+pub use addr::{join_host_port, split_host_port, Addr, AddrError, AddrErrorKind, InvalidHostName};
 pub use conn::Conn;
-pub use engine::{
-    AbortHandle, AcceptDriver, Dialed, Engine, Inbox, Incoming, Transport, Undelivered,
-};
 pub use error::{OpError, VirtError};
 pub use host::Host;
 pub use listener::{Listener, ListenerCloser};
@@ -87,7 +103,8 @@ pub use networker::Networker;
 pub use registry::{Registry, RegistryCause, RegistryError};
 pub use subnet::SubNetwork;
 
-/// Re-exported for implementers of [`Engine`] and [`Registry`].
+/// Re-exported for implementers of [`Networker`], [`Registry`] and
+/// [`engine::Engine`].
 pub use async_trait::async_trait;
 
 /// Locks a mutex, ignoring poisoning: every critical section here leaves the
@@ -95,3 +112,14 @@ pub use async_trait::async_trait;
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// Every handle a user holds can be shared between tasks and threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Conn>();
+    send_sync::<Listener>();
+    send_sync::<ListenerCloser>();
+    send_sync::<Host>();
+    send_sync::<SubNetwork>();
+    send_sync::<tcp::TcpNetworker>();
+};

@@ -1,7 +1,5 @@
 //! Listeners and their accept queues.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
@@ -13,17 +11,22 @@ use futures::Stream;
 use tokio::sync::Notify;
 
 use crate::conn::Conn;
-use crate::engine::{AcceptDriver, Incoming};
-use crate::host::HostInner;
+use crate::engine::AcceptDriver;
+use crate::kernel::HostCore;
+use crate::networker::ListenSocket;
+use crate::queue::{AcceptQueue, Driving, Popped};
 use crate::trace::{Event, Trace};
 use crate::{lock, Addr, OpError, VirtError};
 
-/// A listening socket on a host. Accepted connections get a fresh port of
-/// their own (`α:2`, `α:3`, …), unlike TCP.
+/// A listening socket: on a virtual host, or of a [`Networker`] of your own
+/// ([`Listener::new`]). On a virtual host, accepted connections get a fresh
+/// port of their own (`α:2`, `α:3`, …), unlike TCP.
 ///
 /// Also a [`Stream`] of accepted connections. Dropping the listener closes it.
+///
+/// [`Networker`]: crate::Networker
 pub struct Listener {
-    shared: Arc<ListenerShared>,
+    socket: Socket,
     /// The stream has reported the end.
     ended: bool,
     /// Where accepts and the close are recorded, if traced.
@@ -32,93 +35,55 @@ pub struct Listener {
     driver: Option<Box<dyn AcceptDriver>>,
 }
 
-pub(crate) struct ListenerShared {
+/// What a listener listens with (shared with its [`ListenerCloser`]).
+#[derive(Clone)]
+enum Socket {
+    /// A port of a virtual host.
+    Virtual {
+        queue: Arc<AcceptQueue>,
+        host: Arc<HostCore>,
+    },
+    /// A [`ListenSocket`] of someone's own networker.
+    Custom(Arc<Custom>),
+}
+
+/// A [`ListenSocket`] with the closed state the core keeps for it.
+struct Custom {
     addr: Addr,
-    host: Arc<HostInner>,
-    state: Mutex<ListenerState>,
-    /// Woken when the listener closes, for [`ListenerCloser::closed`].
+    socket: Box<dyn ListenSocket>,
+    state: Mutex<CustomState>,
     closed: Notify,
 }
 
-thread_local! {
-    /// The listener (its address) and the task whose accept is driving the
-    /// engine on this thread at this moment (see
-    /// `Listener::poll_accept_driving`).
-    static DRIVING: RefCell<Option<(usize, Waker)>> = const { RefCell::new(None) };
-}
-
-/// Marks the current task as driving arrivals in for `listener` until
-/// dropped.
-struct Driving;
-
-impl Driving {
-    fn start(listener: &ListenerShared, waker: &Waker) -> Driving {
-        Driving::set(Some((listener_id(listener), waker.clone())));
-        Driving
-    }
-
-    /// Sets what `DRIVING` holds; a no-op while the thread's locals are
-    /// being torn down.
-    fn set(value: Option<(usize, Waker)>) {
-        let _ = DRIVING.try_with(|d| {
-            if let Ok(mut d) = d.try_borrow_mut() {
-                *d = value;
-            }
-        });
-    }
-
-    /// The task driving arrivals in for `listener` on this thread, if any.
-    fn task_for(listener: &ListenerShared) -> Option<Waker> {
-        let id = listener_id(listener);
-        DRIVING
-            .try_with(|d| match d.try_borrow().as_deref() {
-                Ok(Some((driven, waker))) if *driven == id => Some(waker.clone()),
-                _ => None,
-            })
-            .ok()
-            .flatten()
-    }
-}
-
-impl Drop for Driving {
-    fn drop(&mut self) {
-        Driving::set(None);
-    }
-}
-
-fn listener_id(listener: &ListenerShared) -> usize {
-    std::ptr::from_ref(listener) as usize
-}
-
-/// Takes from `registered`, the wakers of `listener`, those an arrival
-/// wakes: all but that of a task driving arrivals in for this listener on
-/// this thread, which stays registered. That task looks at the queue right
-/// after; waking it while it runs would only re-queue it, as a yield, and on
-/// a multi-thread runtime that wakes another worker to steal it.
-fn to_wake(listener: &ListenerShared, registered: &mut Vec<Waker>) -> Vec<Waker> {
-    match Driving::task_for(listener) {
-        Some(driving) if registered.iter().any(|w| w.will_wake(&driving)) => {
-            let (stay, wake) = std::mem::take(registered)
-                .into_iter()
-                .partition(|w| w.will_wake(&driving));
-            *registered = stay;
-            wake
-        }
-        _ => std::mem::take(registered),
-    }
-}
-
 #[derive(Default)]
-struct ListenerState {
-    queue: VecDeque<(Addr, Box<dyn Incoming>)>,
-    closed: Option<VirtError>,
+struct CustomState {
+    closed: bool,
+    /// Accepts to wake when the listener closes.
     wakers: Vec<Waker>,
 }
 
 impl Listener {
-    pub(crate) fn new(shared: Arc<ListenerShared>) -> Listener {
+    /// A listener over `socket`, for a [`Networker`](crate::Networker) of
+    /// your own: `addr` is where it listens. The core keeps its closed
+    /// state: after [`close`](Self::close) (or drop) accepts end with
+    /// "socket is down", and `socket`'s own `close` is called once.
+    pub fn new(addr: Addr, socket: impl ListenSocket) -> Listener {
+        Listener::with(Socket::Custom(Arc::new(Custom {
+            addr,
+            socket: Box::new(socket),
+            state: Mutex::default(),
+            closed: Notify::new(),
+        })))
+    }
+
+    /// A listener on a virtual host's port, whose accept queue is `queue`.
+    pub(crate) fn on_port(queue: Arc<AcceptQueue>, host: Arc<HostCore>) -> Listener {
+        Listener::with(Socket::Virtual { queue, host })
+    }
+
+    fn with(socket: Socket) -> Listener {
         Listener {
-            shared,
+            socket,
             ended: false,
             observer: None,
             driver: None,
@@ -127,7 +92,7 @@ impl Listener {
 
     /// The address it listens on.
     pub fn local_addr(&self) -> &Addr {
-        &self.shared.addr
+        self.socket.addr()
     }
 
     /// Waits for the next connection and allocates its port.
@@ -151,12 +116,12 @@ impl Listener {
     /// background work (it has nowhere to keep an accept driver).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>> {
         let Some(trace) = &self.observer else {
-            return self.shared.poll_accept(cx);
+            return self.socket.poll_accept(cx);
         };
         // The dialer learns of the accept inside `poll_accept`: record it
         // under the trace so the dialer's "connect" comes after.
-        trace.around(self.shared.addr.network(), || {
-            match self.shared.poll_accept(cx) {
+        trace.around(self.local_addr().network(), || {
+            match self.socket.poll_accept(cx) {
                 Poll::Ready(Ok(mut conn)) => {
                     let (local, peer) = (conn.local_addr().clone(), conn.peer_addr().clone());
                     conn.observe(trace.clone());
@@ -178,10 +143,13 @@ impl Listener {
         // Each round delivers at least one connection, maybe for another
         // listener; after this many, let other tasks run.
         const ROUNDS: usize = 32;
+        let Socket::Virtual { queue, host } = &self.socket else {
+            return self.poll_accept(cx);
+        };
         let mut drove = false;
         for _ in 0..ROUNDS {
             if let Poll::Ready(accepted) = self.poll_accept(cx) {
-                if drove && self.shared.has_queued() {
+                if drove && queue.has_queued() {
                     // What the driver queued did not wake this task, and
                     // another accept of it may be waiting for the rest.
                     cx.waker().wake_by_ref();
@@ -190,14 +158,14 @@ impl Listener {
             }
             let driver = match driver {
                 Some(driver) => driver,
-                None => match self.shared.host.subnet.engine.accept_driver() {
+                None => match host.net.engine.accept_driver() {
                     Some(made) => driver.insert(made),
                     None => return Poll::Pending,
                 },
             };
             // What the driver queues here does not wake this task: it looks
-            // at the queue again next (see `to_wake`).
-            let driving = Driving::start(&self.shared, cx.waker());
+            // at the queue again next (see `AcceptQueue::to_wake`).
+            let driving = Driving::start(queue, cx.waker());
             let polled = driver.poll_drive(cx);
             drop(driving);
             drove = true;
@@ -216,7 +184,7 @@ impl Listener {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
     /// let net = pipenet::Network::new("closer");
-    /// let l = net.host("α").await?.listen("").await?;
+    /// let l = net.new_host("α").await?.listen("").await?;
     /// let closer = l.closer();
     /// let server = tokio::spawn(async move { l.accept().await });
     /// closer.close();
@@ -225,7 +193,7 @@ impl Listener {
     /// # Ok(()) }
     /// ```
     pub fn closer(&self) -> ListenerCloser {
-        ListenerCloser(self.shared.clone())
+        ListenerCloser(self.socket.clone())
     }
 
     /// Records this listener's accepts (and their connections) and its close
@@ -238,149 +206,135 @@ impl Listener {
     /// later dials to this address are refused, and the port is freed.
     /// Idempotent.
     pub fn close(&self) {
-        let s = &self.shared;
-        if s.close() {
+        if self.socket.close() {
             if let Some(trace) = &self.observer {
-                let addr = s.addr.clone();
-                trace.record(s.addr.network(), Event::CloseListener { addr });
+                let addr = self.local_addr().clone();
+                trace.record(self.local_addr().network(), Event::CloseListener { addr });
             }
         }
     }
 }
 
-impl ListenerShared {
-    pub(crate) fn new(addr: Addr, host: Arc<HostInner>) -> ListenerShared {
-        ListenerShared {
-            addr,
-            host,
-            state: Mutex::default(),
-            closed: Notify::new(),
+impl Socket {
+    fn addr(&self) -> &Addr {
+        match self {
+            Socket::Virtual { queue, .. } => &queue.addr,
+            Socket::Custom(custom) => &custom.addr,
         }
     }
 
-    /// Frees the port and closes with "socket is down"; false if it was
+    /// Closes with "socket is down" (freeing the port); false if it was
     /// already closed.
     fn close(&self) -> bool {
-        self.host.free_listener(self.addr.port(), self);
-        self.shut(VirtError::SockDown)
+        match self {
+            Socket::Virtual { queue, host } => {
+                host.free_listener(queue);
+                queue.shut(VirtError::SockDown)
+            }
+            Socket::Custom(custom) => {
+                let wakers = {
+                    let mut st = lock(&custom.state);
+                    if st.closed {
+                        return false;
+                    }
+                    st.closed = true;
+                    std::mem::take(&mut st.wakers)
+                };
+                custom.socket.close();
+                wakers.into_iter().for_each(Waker::wake);
+                custom.closed.notify_waiters();
+                true
+            }
+        }
     }
 
     async fn wait_closed(&self) {
-        loop {
-            let notified = self.closed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if lock(&self.state).closed.is_some() {
-                return;
-            }
-            notified.await;
+        match self {
+            Socket::Virtual { queue, .. } => queue.wait_closed().await,
+            Socket::Custom(custom) => loop {
+                let notified = custom.closed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if lock(&custom.state).closed {
+                    return;
+                }
+                notified.await;
+            },
         }
     }
 
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>> {
-        loop {
-            let (src, incoming) = {
-                let mut st = lock(&self.state);
-                if let Some(reason) = st.closed {
-                    return Poll::Ready(Err(self.error(reason)));
-                }
-                match st.queue.pop_front() {
-                    Some(next) => next,
-                    None => {
-                        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                            st.wakers.push(cx.waker().clone());
-                        }
-                        return Poll::Pending;
+        match self {
+            Socket::Virtual { queue, host } => poll_accept_on_port(queue, host, cx),
+            Socket::Custom(custom) => {
+                {
+                    let mut st = lock(&custom.state);
+                    if st.closed {
+                        return Poll::Ready(Err(accept_error(&custom.addr, VirtError::SockDown)));
+                    }
+                    if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                        st.wakers.push(cx.waker().clone());
                     }
                 }
-            };
-            if incoming.is_abandoned() {
-                continue;
+                custom.socket.poll_accept(cx)
             }
-            // From here to the return nothing awaits: the connection is either
-            // handed to our caller or given up, never left half-accepted.
-            let port = match self.host.reserve() {
-                Ok(port) => port,
-                Err(reason) => {
-                    incoming.refuse(VirtError::ConnRefused);
-                    return Poll::Ready(Err(self.error(reason)));
-                }
-            };
-            let local = self.addr.with_port(port.port);
-            let Ok(transport) = incoming.accept(&local) else {
-                continue; // the dialer is gone; `port` is freed
-            };
-            let accepted = port.into_conn(transport, local, src);
-            if let Ok(conn) = &accepted {
-                tracing::debug!(
-                    network = %self.addr.network(),
-                    src = %conn.peer_addr(),
-                    dst = %conn.local_addr(),
-                    listener = %self.addr,
-                    "virtnet: accept"
-                );
-            }
-            return Poll::Ready(accepted.map_err(|reason| self.error(reason)));
         }
     }
+}
 
-    /// Whether connections wait in the queue.
-    fn has_queued(&self) -> bool {
-        !lock(&self.state).queue.is_empty()
-    }
-
-    /// Queues a connection; gives it back if the listener is closed.
-    pub(crate) fn enqueue(
-        &self,
-        src: Addr,
-        incoming: Box<dyn Incoming>,
-    ) -> Result<(), Box<dyn Incoming>> {
-        let wakers = {
-            let mut st = lock(&self.state);
-            if st.closed.is_some() {
-                return Err(incoming);
+/// Accepts the next connection queued on a virtual host's listener: takes
+/// the lowest free port for it and tells the dialer.
+fn poll_accept_on_port(
+    queue: &AcceptQueue,
+    host: &Arc<HostCore>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<Conn>> {
+    loop {
+        let (src, pending) = match queue.poll_pop(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Popped::Closed(reason)) => {
+                return Poll::Ready(Err(accept_error(&queue.addr, reason)))
             }
-            st.queue.push_back((src, incoming));
-            to_wake(self, &mut st.wakers)
+            Poll::Ready(Popped::Conn(src, pending)) => (src, pending),
         };
-        wakers.into_iter().for_each(Waker::wake);
-        Ok(())
-    }
-
-    /// Closes with `reason`: refuses what is queued and wakes the accepts.
-    /// False if it was already closed.
-    pub(crate) fn shut(&self, reason: VirtError) -> bool {
-        let (queue, wakers) = {
-            let mut st = lock(&self.state);
-            if st.closed.is_some() {
-                return false;
+        // From here to the return nothing awaits: the connection is either
+        // handed to our caller or given up, never left half-accepted.
+        let port = match host.reserve() {
+            Ok(port) => port,
+            Err(reason) => {
+                pending.refuse(VirtError::ConnRefused);
+                return Poll::Ready(Err(accept_error(&queue.addr, reason)));
             }
-            st.closed = Some(reason);
-            (
-                std::mem::take(&mut st.queue),
-                std::mem::take(&mut st.wakers),
-            )
         };
-        for (_, incoming) in queue {
-            incoming.refuse(VirtError::ConnRefused);
+        let local = queue.addr.with_port(port.port);
+        let Ok(transport) = pending.accept(&local) else {
+            continue; // the dialer is gone; `port` is freed
+        };
+        if let Err(reason) = port.connect(transport.shutdown_handle()) {
+            return Poll::Ready(Err(accept_error(&queue.addr, reason)));
         }
-        wakers.into_iter().for_each(Waker::wake);
-        self.closed.notify_waiters();
-        true
+        tracing::debug!(
+            network = %queue.addr.network(),
+            src = %src,
+            dst = %local,
+            listener = %queue.addr,
+            "virtnet: accept"
+        );
+        return Poll::Ready(Ok(Conn::on_port(transport, local, src, port)));
     }
+}
 
-    fn error(&self, reason: VirtError) -> io::Error {
-        OpError::new("accept", self.addr.network_arc().clone())
-            .dst(self.addr.clone())
-            .cause(reason)
-            .into()
-    }
+fn accept_error(addr: &Addr, reason: VirtError) -> io::Error {
+    OpError::new("accept", addr.network_arc().clone())
+        .dst(addr.clone())
+        .cause(reason)
+        .into()
 }
 
 /// Closes a [`Listener`], or waits for it to close, from elsewhere (see
 /// [`Listener::closer`]).
 #[derive(Clone)]
-pub struct ListenerCloser(Arc<ListenerShared>);
+pub struct ListenerCloser(Socket);
 
 impl ListenerCloser {
     /// Closes the listener, as [`Listener::close`] does.
@@ -392,14 +346,16 @@ impl ListenerCloser {
     /// dropping it, or because its host or network went down. Use it as a
     /// server's graceful-shutdown signal.
     pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let shared = self.0.clone();
-        async move { shared.wait_closed().await }
+        let socket = self.0.clone();
+        async move { socket.wait_closed().await }
     }
 }
 
 impl fmt::Debug for ListenerCloser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ListenerCloser").field(&self.0.addr).finish()
+        f.debug_tuple("ListenerCloser")
+            .field(self.0.addr())
+            .finish()
     }
 }
 
@@ -447,7 +403,7 @@ impl Drop for Listener {
 impl fmt::Debug for Listener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Listener")
-            .field("addr", &self.shared.addr)
+            .field("addr", self.local_addr())
             .finish()
     }
 }

@@ -1,4 +1,5 @@
-//! A host's socket table: which ports are in use, and by what.
+//! A host's socket table: which ports are in use, and by what. A plain
+//! data structure; the host ([`crate::kernel::HostCore`]) locks it.
 //!
 //! Ports start at 1 and autobind takes the lowest free one, so addresses are
 //! predictable. Allocation is O(log n): the table keeps the set of free ports
@@ -7,17 +8,17 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::engine::AbortHandle;
-use crate::listener::ListenerShared;
+use crate::engine::ShutdownHandle;
+use crate::queue::AcceptQueue;
 
 /// What occupies a port.
 pub(crate) enum Socket {
     /// Taken, but not yet a connection: a dial in flight, or an accept being set up.
     Reserved,
-    /// A listener.
-    Listener(Arc<ListenerShared>),
+    /// A listener, by its accept queue.
+    Listener(Arc<AcceptQueue>),
     /// An established connection, with the handle that shuts its transport.
-    Conn(AbortHandle),
+    Conn(ShutdownHandle),
 }
 
 /// The sockets of one host, indexed by port.

@@ -1,64 +1,46 @@
-//! The subnetwork: one process's (or one pipenet's) share of a network.
+//! The subnetwork: one process's (or one pipenet's) share of a network, the
+//! user's handle on it.
 //!
 //! It holds the hosts created here, the engine that moves bytes, and the
-//! registry shared with the other subnetworks of the same network. Closing it
-//! takes everything down.
+//! registry shared with the other subnetworks of the same network (all in
+//! [`crate::kernel::NetCore`]). Closing it takes everything down.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use crate::down::Down;
-use crate::engine::{Dialed, Engine, Inbox, Incoming, Undelivered};
-use crate::host::{Host, HostInner};
-use crate::ports::Socket;
-use crate::registry::{Registry, RegistryCause, RegistryError};
-use crate::{lock, Addr, OpError, VirtError};
+use crate::engine::{Deliver, Engine, Inbox};
+use crate::host::Host;
+use crate::kernel::{registry_io, run_in_background, HostCore, NetCore};
+use crate::registry::Registry;
+use crate::{addr, OpError, VirtError};
 
 /// One subnetwork of a virtual network: the hosts of one process, on top of
 /// an [`Engine`] and a shared [`Registry`].
 ///
-/// Cheap to clone; clones share the same subnetwork. Resources are released
-/// by [`close`](Self::close) (or by closing the last host after
-/// [`auto_close`](Self::auto_close)).
+/// Cheap to clone; clones share the same subnetwork. [`close`](Self::close)
+/// takes it down at once. Dropping the last handle of the subnetwork and of
+/// its hosts, listeners and connections releases everything too: the
+/// engine stops, and hosts leave the registry in the background.
 #[derive(Clone)]
-pub struct SubNetwork(pub(crate) Arc<SubNetInner>);
-
-pub(crate) struct SubNetInner {
-    pub(crate) network: Arc<str>,
-    pub(crate) engine: Box<dyn Engine>,
-    pub(crate) registry: Arc<dyn Registry>,
-    pub(crate) hosts: Mutex<HashMap<Arc<str>, Arc<HostInner>>>,
-    /// Host data learned from the registry by successful dials, so the next
-    /// dial to the same host needs no query (see `dial_via_registry`).
-    known: Mutex<HashMap<String, String>>,
-    pub(crate) down: Down,
-    auto_close: AtomicBool,
-}
+pub struct SubNetwork(pub(crate) Arc<NetCore>);
 
 impl SubNetwork {
     /// Builds a subnetwork of the network whose full name is `network`
     /// (`pipeX`, `lonetmynet`), finding hosts through `registry`. The engine
     /// is made by `make_engine`, which receives the [`Inbox`] where the
-    /// engine delivers incoming connections.
+    /// engine delivers arriving connections.
     pub fn new<E: Engine>(
         network: impl Into<Arc<str>>,
         registry: Arc<dyn Registry>,
         make_engine: impl FnOnce(Inbox) -> E,
     ) -> SubNetwork {
         let network = network.into();
-        SubNetwork(Arc::new_cyclic(|weak| SubNetInner {
-            network,
-            engine: Box::new(make_engine(Inbox {
-                subnet: weak.clone(),
-            })),
-            registry,
-            hosts: Mutex::default(),
-            known: Mutex::default(),
-            down: Down::default(),
-            auto_close: AtomicBool::new(false),
+        SubNetwork(Arc::new_cyclic(|weak: &std::sync::Weak<NetCore>| {
+            let subnet: std::sync::Weak<dyn Deliver> = weak.clone();
+            let engine = make_engine(Inbox { subnet });
+            NetCore::new(network, registry, Box::new(engine))
         }))
     }
 
@@ -75,54 +57,50 @@ impl SubNetwork {
     /// Creates host `name` here and announces it in the registry.
     ///
     /// Fails with "host already registered" if any subnetwork of the network
-    /// has it, and "network is down" after [`close`](Self::close). Dropping
+    /// has it, with "network is down" after [`close`](Self::close), and with
+    /// [`io::ErrorKind::InvalidInput`] ([`InvalidHostName`](crate::InvalidHostName))
+    /// for a name no address can reach: empty, one that does not read back
+    /// the same from `name:port`, or one the engine cannot carry. Dropping
     /// the future before it completes leaves no host and no registry entry.
     pub async fn new_host(&self, name: &str) -> io::Result<Host> {
-        let inner = &self.0;
+        let net = &self.0;
         let fail = |cause: io::Error| -> io::Error {
-            OpError::new("new host", inner.network.clone())
+            OpError::new("new host", net.network.clone())
                 .dst_text(name)
                 .cause(cause)
                 .into()
         };
-        if let Some(reason) = inner.down.get() {
+        if let Some(reason) = net.down.get() {
             return Err(fail(reason.into()));
         }
-        if lock(&inner.hosts).contains_key(name) {
+        addr::check_host_name(name).map_err(|e| fail(e.into()))?;
+        if net.host(name).is_some() {
             return Err(fail(VirtError::HostDup.into()));
         }
-        let data = inner.engine.new_host(name).await.map_err(fail)?;
+        let data = net.engine.new_host(name).await.map_err(fail)?;
         let mut announced = AnnounceGuard {
-            registry: inner.registry.clone(),
+            registry: net.registry.clone(),
             entry: Some((name.to_owned(), data.clone())),
         };
-        if let Err(e) = inner.registry.announce(name, &data).await {
+        if let Err(e) = net.registry.announce(name, &data).await {
             announced.disarm();
             return Err(fail(registry_io(e)));
         }
-        let host = Arc::new(HostInner::new(name.into(), data, inner.clone()));
-        {
-            let mut hosts = lock(&inner.hosts);
-            if let Some(reason) = inner.down.get() {
-                return Err(fail(reason.into()));
-            }
-            if hosts.contains_key(name) {
-                return Err(fail(VirtError::HostDup.into()));
-            }
-            hosts.insert(host.name.clone(), host.clone());
-        }
+        let host = Arc::new(HostCore::new(name.into(), data, net.clone()));
+        net.add_host(&host).map_err(|reason| fail(reason.into()))?;
         announced.disarm();
         Ok(Host(host))
     }
 
-    /// The host `name` of this subnetwork, if it exists and is not closed.
+    /// The host `name` of this subnetwork, if it exists (some handle of it
+    /// is alive) and is not closed.
     pub fn host(&self, name: &str) -> Option<Host> {
-        lock(&self.0.hosts).get(name).cloned().map(Host)
+        self.0.host(name).map(Host)
     }
 
     /// The hosts of this subnetwork, sorted by name.
     pub fn hosts(&self) -> Vec<Host> {
-        let mut hosts: Vec<Host> = lock(&self.0.hosts).values().cloned().map(Host).collect();
+        let mut hosts: Vec<Host> = self.0.hosts().into_iter().map(Host).collect();
         hosts.sort_by(|a, b| a.name().cmp(b.name()));
         hosts
     }
@@ -138,89 +116,23 @@ impl SubNetwork {
         self.0.down.get().is_some()
     }
 
-    /// Shuts everything down: every host (blocked operations end with
-    /// "network is down"), their registry entries where the registry can
-    /// remove them, the engine and the registry. Idempotent.
+    /// Shuts everything down: every host is marked down, then their
+    /// sockets are shut (blocked operations on any host end with "network
+    /// is down"), their registry entries are removed where the registry
+    /// can, and the engine and the registry are closed. Idempotent.
     pub async fn close(&self) -> io::Result<()> {
-        let inner = &self.0;
-        if !inner.down.set(VirtError::NetDown) {
+        let net = &self.0;
+        if !net.down.set(VirtError::NetDown) {
             return Ok(());
         }
-        tracing::debug!(network = %inner.network, "virtnet: network closed");
-        let hosts: Vec<Arc<HostInner>> = lock(&inner.hosts).drain().map(|(_, h)| h).collect();
-        for host in &hosts {
-            host.shutdown(VirtError::NetDown);
-            let _ = inner.registry.unannounce(&host.name, &host.data).await;
+        tracing::debug!(network = %net.network, "virtnet: network closed");
+        for host in net.shut_all(VirtError::NetDown) {
+            host.unannounce().await;
         }
-        let engine = inner.engine.close().await;
-        let registry = inner.registry.close().await;
+        let engine = net.engine.close().await;
+        let registry = net.registry.close().await;
         engine?;
         registry.map_err(io::Error::from)
-    }
-}
-
-impl SubNetInner {
-    pub(crate) fn maybe_auto_close(&self) -> bool {
-        self.auto_close.load(Ordering::Acquire) && lock(&self.hosts).is_empty()
-    }
-
-    /// Has the engine dial `dst` from `src` with `dst`'s host data.
-    ///
-    /// The data a successful dial used is remembered, and the next dial to
-    /// that host uses it without asking the registry (a query can cost more
-    /// than the rest of a dial). If that attempt fails with anything but a
-    /// refusal (which the host's own subnetwork answered), the data may be
-    /// stale: the host closed, or moved to another process. Then the
-    /// registry is asked after all; if it holds the same data, the failure
-    /// stands as it is, and only if the host moved is it dialed again, at
-    /// its new data. The source port stays the same.
-    pub(crate) async fn dial_via_registry(&self, src: &Addr, dst: &Addr) -> io::Result<Dialed> {
-        let host = dst.host();
-        let known = lock(&self.known).get(host).cloned();
-        let mut failed = None;
-        if let Some(data) = known {
-            match self.engine.dial(src, dst, &data).await {
-                Err(e) if VirtError::of(&e) != Some(VirtError::ConnRefused) => {
-                    let mut known = lock(&self.known);
-                    if known.get(host) == Some(&data) {
-                        known.remove(host);
-                    }
-                    failed = Some((data, e));
-                }
-                answered => return answered,
-            }
-        }
-        let data = self.registry.query(host).await.map_err(registry_io)?;
-        if let Some((stale, e)) = failed {
-            if stale == data {
-                return Err(e);
-            }
-        }
-        let dialed = self.engine.dial(src, dst, &data).await?;
-        lock(&self.known).insert(host.to_owned(), data);
-        Ok(dialed)
-    }
-
-    pub(crate) fn deliver(
-        &self,
-        src: Addr,
-        dst: &Addr,
-        incoming: Box<dyn Incoming>,
-    ) -> Result<(), Undelivered> {
-        let refuse = |reason, incoming| Err(Undelivered { reason, incoming });
-        if self.down.get().is_some() {
-            return refuse(VirtError::NetDown, incoming);
-        }
-        let Some(host) = lock(&self.hosts).get(dst.host()).cloned() else {
-            return refuse(VirtError::NoHost, incoming);
-        };
-        let listener = match lock(&host.sockets).get(dst.port()) {
-            Some(Socket::Listener(l)) => l.clone(),
-            _ => return refuse(VirtError::ConnRefused, incoming),
-        };
-        listener
-            .enqueue(src, incoming)
-            .or_else(|incoming| refuse(VirtError::ConnRefused, incoming))
     }
 }
 
@@ -231,18 +143,6 @@ impl fmt::Debug for SubNetwork {
             .field("registry", &self.0.registry.name())
             .field("closed", &self.is_closed())
             .finish()
-    }
-}
-
-/// A registry failure as the cause of a network operation: the canonical
-/// ones become their [`VirtError`] (so a dial says "no such host"); others
-/// keep the registry's own error.
-pub(crate) fn registry_io(e: RegistryError) -> io::Error {
-    match e.cause() {
-        RegistryCause::NoHost => VirtError::NoHost.into(),
-        RegistryCause::HostDup => VirtError::HostDup.into(),
-        RegistryCause::Down => VirtError::RegistryDown.into(),
-        _ => e.into(),
     }
 }
 
@@ -265,11 +165,8 @@ impl Drop for AnnounceGuard {
         let Some((host, data)) = self.entry.take() else {
             return;
         };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let registry = self.registry.clone();
-        rt.spawn(async move {
+        run_in_background(async move {
             let _ = registry.unannounce(&host, &data).await;
         });
     }

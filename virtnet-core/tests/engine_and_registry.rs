@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::poll;
 use tokio::sync::{mpsc, Notify};
+use virtnet_core::engine::{Dialed, Engine, Inbox, PendingConn, Transport};
 use virtnet_core::{
-    async_trait, Addr, Dialed, Engine, Inbox, Incoming, OpError, Registry, RegistryCause,
-    RegistryError, SubNetwork, VirtError,
+    async_trait, Addr, OpError, Registry, RegistryCause, RegistryError, SubNetwork, VirtError,
 };
 
 /// A registry whose announce records the entry and then waits to be released,
@@ -153,8 +153,8 @@ async fn engine_and_registry_errors_become_dial_errors() {
 #[tokio::test]
 async fn delivering_to_a_dropped_subnetwork_says_network_down() {
     struct Nobody;
-    impl Incoming for Nobody {
-        fn accept(self: Box<Self>, _: &Addr) -> io::Result<Box<dyn virtnet_core::Transport>> {
+    impl PendingConn for Nobody {
+        fn accept(self: Box<Self>, _: &Addr) -> io::Result<Box<dyn Transport>> {
             Err(io::ErrorKind::Unsupported.into())
         }
         fn refuse(self: Box<Self>, _: VirtError) {}

@@ -41,8 +41,8 @@ fn dial_listen_accept_and_close_are_traced() {
             .unwrap();
         rt.block_on(async {
             let net = pipenet::Network::new("traced");
-            let a = net.host("α").await.unwrap();
-            let b = net.host("β").await.unwrap();
+            let a = net.new_host("α").await.unwrap();
+            let b = net.new_host("β").await.unwrap();
             let l = a.listen(":7").await.unwrap();
             let _conns = tokio::try_join!(b.dial("α:7"), l.accept()).unwrap();
             let _ = b.dial("α:9").await;
@@ -77,8 +77,8 @@ async fn traces_of_several_networkers_merge_as_json_lines() {
     let net = pipenet::Network::new("jsontrace");
     let server_trace = Trace::new().json_file(&path).unwrap();
     let client_trace = Trace::new().json_file(&path).unwrap();
-    let alpha = server_trace.wrap(net.host("α").await.unwrap());
-    let beta = client_trace.wrap(net.host("β").await.unwrap());
+    let alpha = server_trace.wrap(net.new_host("α").await.unwrap());
+    let beta = client_trace.wrap(net.new_host("β").await.unwrap());
     let l = alpha.listen(":5").await.unwrap();
     let (c, s) = tokio::join!(beta.dial("α:5"), l.accept());
     let (mut c, _s) = (c.unwrap(), s.unwrap());

@@ -9,7 +9,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
 //! let net = pipenet::Network::new("axumdoc");
-//! let listener = net.host("α").await?.listen(":80").await?;
+//! let listener = net.new_host("α").await?.listen(":80").await?;
 //! let closer = listener.closer();
 //! let app = Router::new().route("/", get(|ConnectInfo(peer): ConnectInfo<Addr>| async move {
 //!     format!("hello {peer}")

@@ -33,7 +33,7 @@ type Resolve = dyn Fn(&Uri) -> io::Result<String> + Send + Sync;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
 /// let net = pipenet::Network::new("hyperdoc");
-/// let beta = net.host("β").await?;
+/// let beta = net.new_host("β").await?;
 /// let connector = Connector::new(Arc::new(beta)).alias("alpha", "α");
 /// assert_eq!(connector.resolve(&"http://alpha:8080/x".parse().unwrap())?, "α:8080");
 /// assert_eq!(connector.resolve(&"https://gamma/".parse().unwrap())?, "gamma:443");

@@ -1,0 +1,370 @@
+//! The kernel of a subnetwork: the state its hosts, listeners and
+//! connections share, below the handles users hold.
+//!
+//! - [`NetCore`]: one subnetwork: its engine, registry, hosts (held
+//!   weakly), where a dial is routed ([`NetCore::dial_via_registry`]),
+//!   where an arriving connection is delivered (`Deliver`), and taking every
+//!   host down at once ([`NetCore::shut_all`]).
+//! - [`HostCore`]: one host: its socket table, where ports are allocated
+//!   ([`HostCore::reserve`], [`HostCore::bind_listener`]) and where its
+//!   sockets are shut ([`HostCore::shutdown`]).
+//! - [`PortGuard`]: a port held on a host until dropped.
+//!
+//! Ownership runs one way: a connection or listener holds its host, a host
+//! holds its subnetwork, the subnetwork holds its engine and registry. The
+//! subnetwork finds its hosts through weak references, and the engine's
+//! background work reaches the subnetwork through a weak
+//! [`Inbox`](crate::engine::Inbox). Dropping the last handle therefore drops
+//! everything: a host leaves the registry (in the background) and the
+//! engine stops.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::down::Down;
+use crate::engine::{Deliver, Dialed, Engine, PendingConn, ShutdownHandle, Undelivered};
+use crate::ports::{Socket, SocketTable};
+use crate::queue::AcceptQueue;
+use crate::registry::{Registry, RegistryCause, RegistryError};
+use crate::{lock, Addr, VirtError};
+
+/// One subnetwork's shared state.
+pub(crate) struct NetCore {
+    pub(crate) network: Arc<str>,
+    pub(crate) engine: Box<dyn Engine>,
+    pub(crate) registry: Arc<dyn Registry>,
+    /// The hosts created here and not closed, by name.
+    hosts: Mutex<HashMap<Arc<str>, Weak<HostCore>>>,
+    /// Host data learned from the registry by successful dials, so the next
+    /// dial to the same host needs no query (see `dial_via_registry`).
+    known: Mutex<HashMap<String, String>>,
+    pub(crate) down: Down,
+    pub(crate) auto_close: AtomicBool,
+}
+
+impl NetCore {
+    pub(crate) fn new(
+        network: Arc<str>,
+        registry: Arc<dyn Registry>,
+        engine: Box<dyn Engine>,
+    ) -> NetCore {
+        NetCore {
+            network,
+            engine,
+            registry,
+            hosts: Mutex::default(),
+            known: Mutex::default(),
+            down: Down::default(),
+            auto_close: AtomicBool::new(false),
+        }
+    }
+
+    /// The live host `name`, if it exists here.
+    pub(crate) fn host(&self, name: &str) -> Option<Arc<HostCore>> {
+        lock(&self.hosts).get(name).and_then(Weak::upgrade)
+    }
+
+    /// Every live host.
+    pub(crate) fn hosts(&self) -> Vec<Arc<HostCore>> {
+        lock(&self.hosts)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Adds `host`, unless the subnetwork is down or the name is taken here.
+    pub(crate) fn add_host(&self, host: &Arc<HostCore>) -> Result<(), VirtError> {
+        let mut hosts = lock(&self.hosts);
+        if let Some(reason) = self.down.get() {
+            return Err(reason);
+        }
+        if hosts.get(&host.name).is_some_and(|h| h.strong_count() > 0) {
+            return Err(VirtError::HostDup);
+        }
+        hosts.insert(host.name.clone(), Arc::downgrade(host));
+        Ok(())
+    }
+
+    /// Removes `host` from the hosts, if it is the one listed under its
+    /// name; false if it was not listed.
+    fn remove_host(&self, host: &HostCore) -> bool {
+        let mut hosts = lock(&self.hosts);
+        let listed = hosts
+            .get(&host.name)
+            .is_some_and(|h| std::ptr::eq(h.as_ptr(), host));
+        if listed {
+            hosts.remove(&host.name);
+        }
+        listed
+    }
+
+    /// Whether the subnetwork should close now that a host closed.
+    pub(crate) fn auto_close_due(&self) -> bool {
+        self.auto_close.load(std::sync::atomic::Ordering::Acquire) && self.hosts().is_empty()
+    }
+
+    /// Takes every host down with `reason`: first all of them are marked
+    /// down, then their sockets are shut, so that no operation on one host
+    /// sees another host's shutdown (a refusal, an end of stream) before it
+    /// sees its own. Returns the hosts, for their registry entries.
+    pub(crate) fn shut_all(&self, reason: VirtError) -> Vec<Arc<HostCore>> {
+        let hosts: Vec<Arc<HostCore>> = lock(&self.hosts)
+            .drain()
+            .filter_map(|(_, h)| h.upgrade())
+            .collect();
+        let marked: Vec<&Arc<HostCore>> = hosts.iter().filter(|h| h.down.set(reason)).collect();
+        for host in marked {
+            host.shut_sockets(reason);
+        }
+        hosts
+    }
+
+    /// Has the engine dial `dst` from `src` with `dst`'s host data.
+    ///
+    /// The data a successful dial used is remembered, and the next dial to
+    /// that host uses it without asking the registry. If that attempt fails
+    /// with anything but a refusal answered by the host's own subnetwork,
+    /// the data may be stale: the host closed, or moved to another process.
+    /// Then the registry is asked after all; if it holds the same data, the
+    /// failure stands as it is, and only if the host moved is it dialed
+    /// again, at its new data. The source port stays the same.
+    pub(crate) async fn dial_via_registry(&self, src: &Addr, dst: &Addr) -> io::Result<Dialed> {
+        let host = dst.host();
+        let known = lock(&self.known).get(host).cloned();
+        let mut failed = None;
+        if let Some(data) = known {
+            match self.engine.dial(src, dst, &data).await {
+                Err(e) if !answered_refusal(&e) => {
+                    let mut known = lock(&self.known);
+                    if known.get(host) == Some(&data) {
+                        known.remove(host);
+                    }
+                    failed = Some((data, e));
+                }
+                answered => return answered,
+            }
+        }
+        let data = self.registry.query(host).await.map_err(registry_io)?;
+        if let Some((stale, e)) = failed {
+            if stale == data {
+                return Err(e);
+            }
+        }
+        let dialed = self.engine.dial(src, dst, &data).await?;
+        lock(&self.known).insert(host.to_owned(), data);
+        Ok(dialed)
+    }
+}
+
+/// Whether `e` is a refusal that the destination's subnetwork answered
+/// (see the [`Engine`] contract): the bare [`VirtError::ConnRefused`].
+fn answered_refusal(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|e| e.downcast_ref::<VirtError>())
+        .is_some_and(|v| *v == VirtError::ConnRefused)
+}
+
+impl Deliver for NetCore {
+    fn deliver(
+        &self,
+        src: Addr,
+        dst: &Addr,
+        conn: Box<dyn PendingConn>,
+    ) -> Result<(), Undelivered> {
+        let refuse = |reason, conn| Err(Undelivered { reason, conn });
+        if self.down.get().is_some() {
+            return refuse(VirtError::NetDown, conn);
+        }
+        let Some(host) = self.host(dst.host()) else {
+            return refuse(VirtError::NoHost, conn);
+        };
+        let queue = match lock(&host.sockets).get(dst.port()) {
+            Some(Socket::Listener(queue)) => queue.clone(),
+            _ => return refuse(VirtError::ConnRefused, conn),
+        };
+        queue
+            .push(src, conn)
+            .or_else(|conn| refuse(VirtError::ConnRefused, conn))
+    }
+
+    fn network(&self) -> &Arc<str> {
+        &self.network
+    }
+}
+
+/// One host's shared state: its name, registry data, socket table, and
+/// whether it is down.
+pub(crate) struct HostCore {
+    pub(crate) name: Arc<str>,
+    /// What the registry holds for this host.
+    pub(crate) data: String,
+    pub(crate) net: Arc<NetCore>,
+    pub(crate) down: Down,
+    sockets: Mutex<SocketTable>,
+}
+
+impl HostCore {
+    pub(crate) fn new(name: Arc<str>, data: String, net: Arc<NetCore>) -> HostCore {
+        HostCore {
+            name,
+            data,
+            net,
+            down: Down::default(),
+            sockets: Mutex::default(),
+        }
+    }
+
+    /// Takes the lowest free port, held until the guard is dropped or
+    /// becomes a connection.
+    pub(crate) fn reserve(self: &Arc<Self>) -> Result<PortGuard, VirtError> {
+        let mut table = lock(&self.sockets);
+        if let Some(reason) = self.down.get() {
+            return Err(reason);
+        }
+        let port = table.alloc(Socket::Reserved).ok_or(VirtError::AddrInUse)?;
+        Ok(PortGuard {
+            host: self.clone(),
+            port,
+        })
+    }
+
+    /// Starts a listener on `port` (0: the lowest free one) at `addr`'s
+    /// host, returning its queue.
+    pub(crate) fn bind_listener(&self, addr: &Addr) -> Result<Arc<AcceptQueue>, VirtError> {
+        let mut table = lock(&self.sockets);
+        if let Some(reason) = self.down.get() {
+            return Err(reason);
+        }
+        let port = if addr.port() == 0 {
+            table.alloc(Socket::Reserved).ok_or(VirtError::AddrInUse)?
+        } else {
+            table
+                .bind(addr.port(), Socket::Reserved)
+                .map_err(|_| VirtError::AddrInUse)?;
+            addr.port()
+        };
+        let queue = Arc::new(AcceptQueue::new(addr.with_port(port)));
+        table.replace(port, Socket::Listener(queue.clone()));
+        Ok(queue)
+    }
+
+    /// Frees the listener's port if it still holds `queue`.
+    pub(crate) fn free_listener(&self, queue: &AcceptQueue) {
+        let port = queue.addr.port();
+        let mut table = lock(&self.sockets);
+        if matches!(table.get(port), Some(Socket::Listener(q)) if std::ptr::eq(&**q, queue)) {
+            table.free(port);
+        }
+    }
+
+    /// Takes the host down with `reason`; false if it already was.
+    pub(crate) fn shutdown(&self, reason: VirtError) -> bool {
+        if !self.down.set(reason) {
+            return false;
+        }
+        self.shut_sockets(reason);
+        true
+    }
+
+    /// Shuts every socket of a host that is marked down: listeners end their
+    /// accepts with `reason` and refuse what they queued; connections'
+    /// transports are shut.
+    fn shut_sockets(&self, reason: VirtError) {
+        let sockets = lock(&self.sockets).drain();
+        for socket in sockets {
+            match socket {
+                Socket::Listener(queue) => {
+                    queue.shut(reason);
+                }
+                Socket::Conn(shutdown) => shutdown(),
+                Socket::Reserved => {}
+            }
+        }
+    }
+
+    /// Removes the host from its subnetwork's hosts; the returned future
+    /// removes its registry entry. For `Host::close`, after `shutdown`.
+    pub(crate) fn leave(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.net.remove_host(self);
+        self.unannounce()
+    }
+
+    pub(crate) fn unannounce(&self) -> impl Future<Output = ()> + Send + 'static {
+        let registry = self.net.registry.clone();
+        let (name, data) = (self.name.clone(), self.data.clone());
+        async move {
+            let _ = registry.unannounce(&name, &data).await;
+        }
+    }
+}
+
+/// The last handle of the host is gone: it leaves its subnetwork and,
+/// unless it was closed (which did that already), the registry, in the
+/// background: the dropping thread does not wait.
+impl Drop for HostCore {
+    fn drop(&mut self) {
+        if self.net.remove_host(self) && self.down.get().is_none() {
+            run_in_background(self.unannounce());
+        }
+    }
+}
+
+/// Runs `task` on the current tokio runtime, or on a thread of its own if
+/// there is none.
+pub(crate) fn run_in_background(task: impl Future<Output = ()> + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn(task)),
+        Err(_) => {
+            let _ = std::thread::Builder::new()
+                .name("virtnet-unannounce".into())
+                .spawn(move || futures::executor::block_on(task));
+        }
+    }
+}
+
+/// A port held on a host; freed on drop unless it became a connection.
+pub(crate) struct PortGuard {
+    pub(crate) host: Arc<HostCore>,
+    pub(crate) port: u32,
+}
+
+impl PortGuard {
+    /// Makes the reserved port an established connection's, whose transport
+    /// `shutdown` shuts when the host goes down.
+    pub(crate) fn connect(&self, shutdown: ShutdownHandle) -> Result<(), VirtError> {
+        let mut table = lock(&self.host.sockets);
+        if let Some(reason) = self.host.down.get() {
+            return Err(reason);
+        }
+        if !table.replace(self.port, Socket::Conn(shutdown)) {
+            return Err(VirtError::HostDown);
+        }
+        Ok(())
+    }
+
+    /// Why the host is down, if it is.
+    pub(crate) fn is_down(&self) -> Option<VirtError> {
+        self.host.down.get()
+    }
+}
+
+impl Drop for PortGuard {
+    fn drop(&mut self) {
+        lock(&self.host.sockets).free(self.port);
+    }
+}
+
+/// A registry failure as the cause of a network operation: the canonical
+/// ones become their [`VirtError`] (so a dial says "no such host"); others
+/// keep the registry's own error.
+pub(crate) fn registry_io(e: RegistryError) -> io::Error {
+    match e.cause() {
+        RegistryCause::NoHost => VirtError::NoHost.into(),
+        RegistryCause::HostDup => VirtError::HostDup.into(),
+        RegistryCause::Down => VirtError::RegistryDown.into(),
+        _ => e.into(),
+    }
+}

@@ -1,0 +1,199 @@
+//! A listener's accept queue: connections that arrived and wait for
+//! `accept`, the tasks waiting for them, and whether the listener is closed.
+//!
+//! The queue knows nothing of ports or hosts: the listener
+//! ([`crate::listener`]) pops from it and allocates the port; the
+//! subnetwork's delivery ([`crate::kernel`]) pushes into it.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use tokio::sync::Notify;
+
+use crate::engine::PendingConn;
+use crate::{lock, Addr, VirtError};
+
+/// The queue of one listener.
+pub(crate) struct AcceptQueue {
+    /// The listener's address.
+    pub(crate) addr: Addr,
+    state: Mutex<State>,
+    /// Woken when the listener closes, for `ListenerCloser::closed`.
+    closed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<(Addr, Box<dyn PendingConn>)>,
+    closed: Option<VirtError>,
+    wakers: Vec<Waker>,
+}
+
+/// What [`AcceptQueue::poll_pop`] found.
+pub(crate) enum Popped {
+    /// The next connection, from the given source.
+    Conn(Addr, Box<dyn PendingConn>),
+    /// The listener is closed, for this reason.
+    Closed(VirtError),
+}
+
+impl AcceptQueue {
+    pub(crate) fn new(addr: Addr) -> AcceptQueue {
+        AcceptQueue {
+            addr,
+            state: Mutex::default(),
+            closed: Notify::new(),
+        }
+    }
+
+    /// The next connection that is not abandoned, or the reason the
+    /// listener is closed; registers `cx` while the queue is empty.
+    pub(crate) fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Popped> {
+        let mut st = lock(&self.state);
+        if let Some(reason) = st.closed {
+            return Poll::Ready(Popped::Closed(reason));
+        }
+        while let Some((src, conn)) = st.queue.pop_front() {
+            if !conn.is_abandoned() {
+                return Poll::Ready(Popped::Conn(src, conn));
+            }
+        }
+        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Whether connections wait in the queue.
+    pub(crate) fn has_queued(&self) -> bool {
+        !lock(&self.state).queue.is_empty()
+    }
+
+    /// The reason the listener is closed, if it is.
+    pub(crate) fn closed_reason(&self) -> Option<VirtError> {
+        lock(&self.state).closed
+    }
+
+    /// Queues a connection; gives it back if the listener is closed.
+    pub(crate) fn push(
+        &self,
+        src: Addr,
+        conn: Box<dyn PendingConn>,
+    ) -> Result<(), Box<dyn PendingConn>> {
+        let wakers = {
+            let mut st = lock(&self.state);
+            if st.closed.is_some() {
+                return Err(conn);
+            }
+            st.queue.push_back((src, conn));
+            self.to_wake(&mut st.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+        Ok(())
+    }
+
+    /// Closes with `reason`: refuses what is queued and wakes the accepts.
+    /// False if it was already closed.
+    pub(crate) fn shut(&self, reason: VirtError) -> bool {
+        let (queue, wakers) = {
+            let mut st = lock(&self.state);
+            if st.closed.is_some() {
+                return false;
+            }
+            st.closed = Some(reason);
+            (
+                std::mem::take(&mut st.queue),
+                std::mem::take(&mut st.wakers),
+            )
+        };
+        for (_, conn) in queue {
+            conn.refuse(VirtError::ConnRefused);
+        }
+        wakers.into_iter().for_each(Waker::wake);
+        self.closed.notify_waiters();
+        true
+    }
+
+    /// Completes when the listener is closed.
+    pub(crate) async fn wait_closed(&self) {
+        loop {
+            let notified = self.closed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.closed_reason().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Takes from `registered` the wakers an arrival wakes: all but that of
+    /// a task driving arrivals in for this queue on this thread, which stays
+    /// registered. That task looks at the queue right after; waking it while
+    /// it runs would only re-queue it, as a yield, and on a multi-thread
+    /// runtime that wakes another worker to steal it.
+    fn to_wake(&self, registered: &mut Vec<Waker>) -> Vec<Waker> {
+        match Driving::task_for(self) {
+            Some(driving) if registered.iter().any(|w| w.will_wake(&driving)) => {
+                let (stay, wake) = std::mem::take(registered)
+                    .into_iter()
+                    .partition(|w| w.will_wake(&driving));
+                *registered = stay;
+                wake
+            }
+            _ => std::mem::take(registered),
+        }
+    }
+}
+
+thread_local! {
+    /// The queue (its address) and the task whose accept is driving the
+    /// engine on this thread at this moment (see [`Driving`]).
+    static DRIVING: RefCell<Option<(usize, Waker)>> = const { RefCell::new(None) };
+}
+
+/// Marks the current task as driving arrivals in for a queue until dropped:
+/// what the engine's accept driver queues there meanwhile does not wake
+/// that task (see [`AcceptQueue::to_wake`]).
+pub(crate) struct Driving;
+
+impl Driving {
+    pub(crate) fn start(queue: &AcceptQueue, waker: &Waker) -> Driving {
+        Driving::set(Some((queue_id(queue), waker.clone())));
+        Driving
+    }
+
+    /// Sets what `DRIVING` holds; a no-op while the thread's locals are
+    /// being torn down.
+    fn set(value: Option<(usize, Waker)>) {
+        let _ = DRIVING.try_with(|d| {
+            if let Ok(mut d) = d.try_borrow_mut() {
+                *d = value;
+            }
+        });
+    }
+
+    /// The task driving arrivals in for `queue` on this thread, if any.
+    fn task_for(queue: &AcceptQueue) -> Option<Waker> {
+        let id = queue_id(queue);
+        DRIVING
+            .try_with(|d| match d.try_borrow().as_deref() {
+                Ok(Some((driven, waker))) if *driven == id => Some(waker.clone()),
+                _ => None,
+            })
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        Driving::set(None);
+    }
+}
+
+fn queue_id(queue: &AcceptQueue) -> usize {
+    std::ptr::from_ref(queue) as usize
+}
