@@ -21,8 +21,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::Notify;
 
 use crate::down::Down;
 use crate::engine::{Deliver, Dialed, Engine, PendingConn, ShutdownHandle, Undelivered};
@@ -43,6 +45,43 @@ pub(crate) struct NetCore {
     known: Mutex<HashMap<String, String>>,
     pub(crate) down: Down,
     pub(crate) auto_close: AtomicBool,
+    /// Registry entries of dropped hosts still being removed in the
+    /// background; `close` waits for them before it closes the registry.
+    leaving: Arc<Leaving>,
+}
+
+/// A count of background removals from the registry, and their end.
+#[derive(Default)]
+struct Leaving {
+    count: AtomicUsize,
+    done: Notify,
+}
+
+impl Leaving {
+    /// Runs `task` in the background, counted until it ends.
+    fn spawn(self: &Arc<Self>, task: impl Future<Output = ()> + Send + 'static) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        let leaving = self.clone();
+        run_in_background(async move {
+            task.await;
+            if leaving.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+                leaving.done.notify_waiters();
+            }
+        });
+    }
+
+    /// Waits until no removal is under way.
+    async fn settled(&self) {
+        loop {
+            let done = self.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
 }
 
 impl NetCore {
@@ -59,7 +98,13 @@ impl NetCore {
             known: Mutex::default(),
             down: Down::default(),
             auto_close: AtomicBool::new(false),
+            leaving: Arc::default(),
         }
+    }
+
+    /// Waits until the registry entries of dropped hosts are removed.
+    pub(crate) async fn hosts_left(&self) {
+        self.leaving.settled().await;
     }
 
     /// The live host `name`, if it exists here.
@@ -103,7 +148,7 @@ impl NetCore {
 
     /// Whether the subnetwork should close now that a host closed.
     pub(crate) fn auto_close_due(&self) -> bool {
-        self.auto_close.load(std::sync::atomic::Ordering::Acquire) && self.hosts().is_empty()
+        self.auto_close.load(Ordering::Acquire) && self.hosts().is_empty()
     }
 
     /// Takes every host down with `reason`: first all of them are marked
@@ -307,7 +352,7 @@ impl HostCore {
 impl Drop for HostCore {
     fn drop(&mut self) {
         if self.net.remove_host(self) && self.down.get().is_none() {
-            run_in_background(self.unannounce());
+            self.net.leaving.spawn(self.unannounce());
         }
     }
 }

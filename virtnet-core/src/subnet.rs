@@ -129,6 +129,7 @@ impl SubNetwork {
         for host in net.shut_all(VirtError::NetDown) {
             host.unannounce().await;
         }
+        net.hosts_left().await;
         let engine = net.engine.close().await;
         let registry = net.registry.close().await;
         engine?;
