@@ -28,6 +28,8 @@
 //! - `child`: the child processes (`--child dialer`, `--child scale`).
 //! - `sys`: CPU model, load average, RSS from `/proc`, open-file limit.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod child;
 mod dial;

@@ -1,6 +1,8 @@
 //! What the report reads from or asks of the system: the CPU model, the
 //! load average, this process's RSS from `/proc`, the open-file limit.
 
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+
 pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -32,13 +34,18 @@ pub(crate) fn proc_status_kib(field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Raises this process's soft limit on open files to its hard limit, for
+/// the scale child's thousands of connections (no limit counts as the
+/// highest).
 pub(crate) fn raise_fd_limit() {
-    // SAFETY: plain libc calls on a local struct.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
+    let r = getrlimit(Resource::Nofile);
+    if r.current.unwrap_or(u64::MAX) < r.maximum.unwrap_or(u64::MAX) {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: r.maximum,
+                maximum: r.maximum,
+            },
+        );
     }
 }
