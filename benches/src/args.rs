@@ -35,7 +35,7 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// The sizes of the issue.
+    /// The full run, the one BENCHMARKS.md records.
     pub const FULL: Sizes = Sizes {
         dials: 2_000,
         dial_warmup: 200,
