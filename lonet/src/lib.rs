@@ -158,10 +158,9 @@ impl Builder {
 }
 
 /// How many connections the OS listener queues before they are taken off
-/// it; the kernel caps it at `net.core.somaxconn` (4096 by default). With
-/// std's 128, a burst of a few hundred dials overflowed the queue, and the
-/// dialers whose connections were dropped waited a full second for TCP to
-/// try again.
+/// it; the kernel caps it at `net.core.somaxconn` (4096 by default). Deep
+/// enough for a burst of dials: a connection that a full queue drops makes
+/// its dialer wait for TCP's retransmission, about a second.
 const OS_BACKLOG: i32 = 4096;
 
 /// The subnetwork's OS listener: non-blocking, on a free loopback port.

@@ -196,8 +196,8 @@ async fn dials_follow_a_host_that_moved() {
 }
 
 /// The OS listener queues a burst of connections that nobody has taken off
-/// it yet (std's backlog of 128 made dialers beyond it wait a second for
-/// TCP to retry): 1,000 blocking connects complete while this
+/// it yet (a connection that a full queue dropped would wait about a second
+/// for TCP to retry): 1,000 blocking connects complete while this
 /// current-thread runtime's acceptors cannot run.
 #[tokio::test(flavor = "current_thread")]
 async fn a_burst_of_connections_waits_in_the_os_queue() {

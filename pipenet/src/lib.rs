@@ -59,9 +59,9 @@ pub use virtnet_core::{
     OpError, Registry, RegistryCause, RegistryError, SubNetwork, VirtError,
 };
 
-/// The default buffer size of each direction of a connection: 256 KiB
-/// (bigger buffers no longer fit the CPU cache, and streams get slower; see
-/// BENCHMARKS.md).
+/// The default buffer size of each direction of a connection: 256 KiB, big
+/// enough for a stream and small enough to stay in the CPU cache
+/// (measurements in BENCHMARKS.md).
 pub const DEFAULT_PIPE_CAPACITY: usize = 256 << 10;
 
 /// A pipenet network: named hosts in this process, connected by in-memory pipes.

@@ -97,8 +97,8 @@ pub(crate) fn is_duplicate(e: &rusqlite::Error) -> bool {
     }
 }
 
-/// How long the `n`th wait for a busy database sleeps: from 20 µs
-/// (a registry write holds the lock for tens of µs), doubling to 2.5 ms.
+/// How long the `n`th wait for a busy database sleeps: from 20 µs, about
+/// as long as a registry write holds the lock, doubling to 2.5 ms.
 fn backoff(n: u32) -> Duration {
     Duration::from_micros(20 << n.min(7))
 }

@@ -12,12 +12,12 @@
 //! request whose caller went away is still carried out; its answer is
 //! dropped. Each thread serves its channel in order.
 //!
-//! Latency: a query takes SQLite 2–3 µs, but waking a sleeping thread costs
-//! tens of µs on a virtual machine, twice per request (the thread, then the
-//! caller). So both sides stay awake a little: the thread polls its channel
-//! for [`STAY_AWAKE`] after each request, and a caller polls for the
-//! answer as long (see [`Thread::ask`]). Back-to-back queries then take
-//! 4–8 µs; a lone query pays for waking the thread.
+//! Latency: waking a sleeping thread costs much more than a query, and a
+//! request would pay it twice (the thread, then the caller). So both sides
+//! stay awake a little: the thread polls its channel for [`STAY_AWAKE`]
+//! after each request, and a caller polls for the answer as long (see
+//! [`Thread::ask`]). Back-to-back queries then find the thread awake; a
+//! lone query pays for waking it (BENCHMARKS.md has the numbers).
 //!
 //! A thread stops when it receives [`Request::Close`] (it closes its
 //! connection, then answers) or when every sender is gone (the handle was
@@ -67,8 +67,8 @@ pub(crate) enum Request {
 /// How long each side of a request stays awake, polling, before it
 /// sleeps: a thread after it answered (so a caller that asks again at once,
 /// as in a burst of dials, finds it awake), and a caller after it asked
-/// (see [`Thread::ask`]). Waking a sleeping thread costs tens of
-/// microseconds on a virtual machine; a query takes a few.
+/// (see [`Thread::ask`]). Longer than a query takes, shorter than waking a
+/// sleeping thread costs.
 const STAY_AWAKE: Duration = Duration::from_micros(50);
 
 /// A connection thread, as its handle sees it.
@@ -101,8 +101,7 @@ impl Thread {
     /// tasks still run in between), and only then waits to be woken. Each
     /// such poll also yields the CPU to the OS (`sched_yield`): if the
     /// connection thread shares this CPU, it runs now instead of after the
-    /// spin (without that, a query took 60 µs instead of 4–8 µs whenever
-    /// the scheduler put both threads on one CPU).
+    /// spin.
     pub(crate) async fn ask<T>(
         &self,
         make: impl FnOnce(Reply<T>) -> Request,
