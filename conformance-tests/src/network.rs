@@ -101,7 +101,10 @@ async fn close_net(fx: &Fixture) {
 /// Asserts that `r` failed with canonical cause `cause` and exactly `text`.
 #[track_caller]
 pub fn assert_fails<T: Debug>(r: io::Result<T>, cause: VirtError, text: &str) {
-    let err = r.expect_err(text);
+    let err = match r {
+        Ok(v) => panic!("expected the error {text:?}, got Ok({v:?})"),
+        Err(err) => err,
+    };
     assert_eq!(err.to_string(), text);
     assert_eq!(VirtError::of(&err), Some(cause), "cause of {err}");
     assert_eq!(err.kind(), cause.io_kind(), "kind of {err}");
@@ -320,9 +323,11 @@ pub async fn duplicate_host(fx: Fixture) {
 }
 
 /// Blocks an accept (on α:1), a read (on α:2) and a write (on α:3) on host
-/// `a`, runs `close` (described by `closing`), and asserts that each ends
-/// with `cause`. Returns the listener, the read connection's two ends and
-/// the write connection's client end (β:1, α:2, β:2), for further checks.
+/// `a`, each in a task of its own (so the close must wake each, not only
+/// make a later poll fail), runs `close` (described by `closing`), and
+/// asserts that each ends with `cause`. Returns the listener, the read
+/// connection's two ends and the write connection's client end (β:1, α:2,
+/// β:2), for further checks.
 async fn assert_blocked_ops_end(
     a: &Host,
     b: &Host,
@@ -336,29 +341,43 @@ async fn assert_blocked_ops_end(
     let (c1, mut s1) = connect(b, "α:1", &l).await;
     let (c2, mut s2) = connect(b, "α:1", &l).await;
 
-    let mut accept = Box::pin(
-        l.accept()
-            .waiting_for(format!("accept on α:1 to end with {what:?} after {closing}")),
-    );
-    assert!(poll!(&mut accept).is_pending());
-    let mut buf = [0; 8];
-    let mut read = Box::pin(
-        s1.read(&mut buf)
-            .waiting_for(format!("read on α:2->β:1 to end with {what:?} after {closing}")),
-    );
-    assert!(poll!(&mut read).is_pending());
-    let big = vec![0u8; BLOCKING_WRITE];
-    let mut write = Box::pin(
-        s2.write_all(&big)
-            .waiting_for(format!("write on α:3->β:2 to end with {what:?} after {closing}")),
-    );
-    assert!(poll!(&mut write).is_pending());
+    let label = format!("accept on α:1 to end with {what:?} after {closing}");
+    let accept = spawn_blocked("accept on α:1", async move {
+        let accepted = l.accept().waiting_for(label).await;
+        (accepted, l)
+    })
+    .await;
+    let label = format!("read on α:2->β:1 to end with {what:?} after {closing}");
+    let read = spawn_blocked("read on α:2", async move {
+        let mut buf = [0; 8];
+        let read = s1.read(&mut buf).waiting_for(label).await;
+        (read, s1)
+    })
+    .await;
+    let label = format!("write on α:3->β:2 to end with {what:?} after {closing}");
+    let write = spawn_blocked("write on α:3", async move {
+        let big = vec![0u8; BLOCKING_WRITE];
+        s2.write_all(&big).waiting_for(label).await
+    })
+    .await;
 
     step(closing.to_owned());
     close.waiting_for(closing.to_owned()).await;
-    assert_fails(accept.await, cause, &format!("accept {n} α:1: {what}"));
-    assert_fails(read.await, cause, &format!("read {n} α:2->β:1: {what}"));
-    assert_fails(write.await, cause, &format!("write {n} α:3->β:2: {what}"));
+    let (accepted, l) = accept
+        .waiting_for("the task accepting on α:1")
+        .await
+        .expect("accept task");
+    assert_fails(accepted, cause, &format!("accept {n} α:1: {what}"));
+    let (read, s1) = read
+        .waiting_for("the task reading on α:2")
+        .await
+        .expect("read task");
+    assert_fails(read, cause, &format!("read {n} α:2->β:1: {what}"));
+    let written = write
+        .waiting_for("the task writing on α:3")
+        .await
+        .expect("write task");
+    assert_fails(written, cause, &format!("write {n} α:3->β:2: {what}"));
     (l, c1, s1, c2)
 }
 

@@ -87,7 +87,10 @@ impl fmt::Debug for Fixture {
 /// [`io::ErrorKind`], whatever its text.
 #[track_caller]
 pub fn assert_cause<T: fmt::Debug>(r: io::Result<T>, cause: VirtError, what: &str) {
-    let err = r.expect_err(what);
+    let err = match r {
+        Ok(v) => panic!("{what}: expected the cause {cause:?}, got Ok({v:?})"),
+        Err(err) => err,
+    };
     assert_eq!(err.kind(), cause.io_kind(), "{what}: kind of {err}");
     assert_eq!(VirtError::of(&err), Some(cause), "{what}: cause of {err}");
 }

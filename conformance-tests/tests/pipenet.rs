@@ -23,7 +23,7 @@ async fn hosts() -> networker::Fixture {
     networker::Fixture::new(Arc::new(a), Arc::new(b)).keep(net)
 }
 
-conformance_tests::networker_suite!(hosts);
+conformance_tests::networker_suite!(hosts, timeout = std::time::Duration::from_secs(30));
 
 #[tokio::test]
 async fn run_by_name_knows_every_scenario() {
