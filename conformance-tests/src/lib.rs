@@ -3,11 +3,23 @@
 //! pipenet, lonet and any third-party network run the same scenarios, so a
 //! test written against one network behaves the same on the others.
 //!
+//! # Map
 //! - [`network`]: the network scenarios (ports, lifecycle, errors, data,
-//!   cancellation). Each is an `async fn(Fixture)`.
-//! - [`registry`]: the registry scenarios.
-//! - [`network_suite!`]: expands into one `#[tokio::test]` per network
-//!   scenario, for a factory of fresh subnetworks. Start here.
+//!   cancellation), with exact addresses and error texts. Each is an
+//!   `async fn(`[`Fixture`]`)`; [`SCENARIOS`] lists them, [`run`] runs one by
+//!   name.
+//! - [`network_suite!`]: expands into a `#[tokio::test]` per network
+//!   scenario and runtime, for a factory of fresh subnetworks. Start here.
+//! - [`networker`]: scenarios over any pair of
+//!   [`Networker`](virtnet_core::Networker)s, with or without predictable
+//!   ports (virtnet hosts, real TCP): [`networker::Fixture`],
+//!   [`networker::run`], and [`networker_suite!`].
+//! - [`registry`]: the registry scenarios and [`registry_suite!`].
+//! - [`waiting`]: how a scenario says what it waits for
+//!   ([`WaitingFor::waiting_for`], [`step`]), and [`spawn`] /
+//!   [`spawn_blocked`] for tasks that keep those labels.
+//! - `run.rs`: [`run_scenario`] (a scenario in its own task, under a
+//!   timeout), [`Failure`], and the timeout knob.
 //!
 //! # Running it against your network
 //! In a test file of your crate (with `tokio` as a dev-dependency, features
@@ -18,9 +30,36 @@
 //! });
 //! # fn main() {}
 //! ```
-//! The factory is called once per scenario and must return a fresh
-//! subnetwork (anything that converts into a [`Fixture`]) of a network no
-//! other scenario uses, so scenarios can run in parallel.
+//! The factory is called once per test and must return a fresh subnetwork
+//! (anything that converts into a [`Fixture`]; [`Fixture::keep`] holds what
+//! must live as long, such as a temporary directory) of a network no other
+//! scenario uses, so scenarios can run in parallel.
+//!
+//! Every scenario becomes two tests, `current_thread::<scenario>` and
+//! `multi_thread::<scenario>`, one per tokio runtime flavor. To run one
+//! scenario by hand, or all in a loop, call [`run`]`(name, fixture)`: it
+//! returns `Ok(())` or a [`Failure`], also for an unknown name.
+//!
+//! # The suite fails, never hangs
+//! Each scenario runs in a task of its own under a timeout. A scenario that
+//! panics (an assertion failed) or does not finish in time ends as a
+//! [`Failure`] naming the scenario and, for a timeout, every
+//! [labelled](waiting) await still pending, for example:
+//!
+//! ```text
+//! scenario host_close_interrupts timed out after 60s waiting for: read on
+//! α:2->β:1 to end with "host is down" after closing host α; … (step: closing host α)
+//! ```
+//!
+//! The timeout is [`DEFAULT_TIMEOUT`] (60 s), or per suite
+//! `network_suite!(factory, timeout = Duration::from_secs(N))`, and the
+//! environment variable [`TIMEOUT_ENV`] (`VIRTNET_CONFORMANCE_TIMEOUT`, in
+//! seconds) overrides both. [`run_with_timeout`] takes an exact one.
+//!
+//! # Writing a scenario
+//! Label each await that can block (`.waiting_for("accept on α:1")`), start
+//! tasks with [`spawn`] so their labels count, wait on events (never
+//! sleep): [`spawn_blocked`] returns once a spawned operation is blocked.
 
 use std::any::Any;
 use std::future::Future;

@@ -395,7 +395,9 @@ pub async fn host_close_interrupts(fx: Fixture) {
     step("α closed: later operations");
     // later operations on its connections fail the same way
     assert_fails(
-        s1.write_all(b"x").waiting_for("write on α:2 after close").await,
+        s1.write_all(b"x")
+            .waiting_for("write on α:2 after close")
+            .await,
         VirtError::HostDown,
         &format!("write {n} α:2->β:1: host is down"),
     );
@@ -447,11 +449,16 @@ pub async fn host_close_interrupts(fx: Fixture) {
 pub async fn subnetwork_close(fx: Fixture) {
     let n = fx.net.network().to_owned();
     let (a, b) = hosts(&fx).await;
-    let _conns =
-        assert_blocked_ops_end(&a, &b, VirtError::NetDown, "closing the subnetwork", async {
+    let _conns = assert_blocked_ops_end(
+        &a,
+        &b,
+        VirtError::NetDown,
+        "closing the subnetwork",
+        async {
             fx.net.close().await.expect("close");
-        })
-        .await;
+        },
+    )
+    .await;
     assert!(fx.net.is_closed() && a.is_closed() && b.is_closed());
     step("subnetwork closed: later operations");
     assert_fails(
@@ -662,11 +669,7 @@ pub async fn concurrent_dials(fx: Fixture) {
     let dials: Vec<_> = (0..N)
         .map(|i| {
             let b = b.clone();
-            spawn(async move {
-                b.dial("α:1")
-                    .waiting_for(format!("dial #{i} of α:1"))
-                    .await
-            })
+            spawn(async move { b.dial("α:1").waiting_for(format!("dial #{i} of α:1")).await })
         })
         .collect();
     let mut server_ports = BTreeSet::new();
@@ -911,10 +914,7 @@ pub async fn host_name_reuse(fx: Fixture) {
         .is_err();
     if supports_removal {
         let a2 = new_host(&fx, "α").await;
-        assert_eq!(
-            listening(&a2, "").await.local_addr().to_string(),
-            "α:1"
-        );
+        assert_eq!(listening(&a2, "").await.local_addr().to_string(), "α:1");
     }
     close_net(&fx).await;
 }
@@ -940,10 +940,7 @@ pub async fn reference_scenario_traced(fx: Fixture) {
     );
     let l2 = a.listen(":0").waiting_for("listen on α").await.unwrap();
     ping_pong(&mut c1c, &mut c1s).await;
-    c1c.shutdown()
-        .waiting_for("shutdown β:1")
-        .await
-        .unwrap();
+    c1c.shutdown().waiting_for("shutdown β:1").await.unwrap();
     drop((c1c, c1s, c2c, c2s, l2, l1));
     a.close().waiting_for("close host α").await.unwrap();
     b.close().waiting_for("close host β").await.unwrap();
@@ -986,7 +983,9 @@ pub async fn subnetwork_close_ends_cross_host_dial(fx: Fixture) {
     let _l = listening(&a, ":11").await;
     let dialing = spawn_blocked("dial α:11 from β", async move {
         b.dial("α:11")
-            .waiting_for("dial α:11 from β to end with \"network is down\" after the subnetwork closed")
+            .waiting_for(
+                "dial α:11 from β to end with \"network is down\" after the subnetwork closed",
+            )
             .await
     })
     .await;
@@ -1016,14 +1015,18 @@ pub async fn subnetwork_close_ends_cross_host_read(fx: Fixture) {
     let read_c = spawn_blocked("read on β:1", async move {
         let mut buf = [0; 8];
         c.read(&mut buf)
-            .waiting_for("read on β:1->α:2 to end with \"network is down\" after the subnetwork closed")
+            .waiting_for(
+                "read on β:1->α:2 to end with \"network is down\" after the subnetwork closed",
+            )
             .await
     })
     .await;
     let read_s = spawn_blocked("read on α:2", async move {
         let mut buf = [0; 8];
         s.read(&mut buf)
-            .waiting_for("read on α:2->β:1 to end with \"network is down\" after the subnetwork closed")
+            .waiting_for(
+                "read on α:2->β:1 to end with \"network is down\" after the subnetwork closed",
+            )
             .await
     })
     .await;
@@ -1079,7 +1082,11 @@ pub async fn host_close_cross_host(fx: Fixture) {
         .waiting_for("the task reading on α:2")
         .await
         .expect("read task");
-    assert_fails(read, VirtError::HostDown, &format!("read {n} α:2->β:1: host is down"));
+    assert_fails(
+        read,
+        VirtError::HostDown,
+        &format!("read {n} α:2->β:1: host is down"),
+    );
     let (read, mut c) = read_c
         .waiting_for("the task reading on β:1")
         .await

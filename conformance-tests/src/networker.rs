@@ -124,7 +124,11 @@ pub async fn connect(from: &dyn Networker, l: &Listener) -> (Conn, Conn) {
 /// What holds for a connection on every network.
 #[track_caller]
 fn check_ends(client: &Conn, server: &Conn, l: &Listener) {
-    assert_eq!(client.local_addr(), server.peer_addr(), "client local = server peer");
+    assert_eq!(
+        client.local_addr(),
+        server.peer_addr(),
+        "client local = server peer"
+    );
     assert_eq!(
         client.peer_addr().host(),
         l.local_addr().host(),
@@ -140,11 +144,23 @@ fn check_ends(client: &Conn, server: &Conn, l: &Listener) {
 /// `ping` one way, `pong` back.
 async fn ping_pong(c: &mut Conn, s: &mut Conn) {
     let mut buf = [0; 4];
-    c.write_all(b"ping").waiting_for("write ping").await.expect("write ping");
-    s.read_exact(&mut buf).waiting_for("read ping").await.expect("read ping");
+    c.write_all(b"ping")
+        .waiting_for("write ping")
+        .await
+        .expect("write ping");
+    s.read_exact(&mut buf)
+        .waiting_for("read ping")
+        .await
+        .expect("read ping");
     assert_eq!(&buf, b"ping");
-    s.write_all(b"pong").waiting_for("write pong").await.expect("write pong");
-    c.read_exact(&mut buf).waiting_for("read pong").await.expect("read pong");
+    s.write_all(b"pong")
+        .waiting_for("write pong")
+        .await
+        .expect("write pong");
+    c.read_exact(&mut buf)
+        .waiting_for("read pong")
+        .await
+        .expect("read pong");
     assert_eq!(&buf, b"pong");
 }
 
@@ -198,8 +214,14 @@ pub async fn megabyte_each_way(fx: Fixture) {
     let got_by_c = from_s.waiting_for("the client's exchange").await.unwrap();
     let got_by_s = from_c.waiting_for("the server's exchange").await.unwrap();
     let (got_by_c, got_by_s) = (got_by_c.unwrap().unwrap(), got_by_s.unwrap().unwrap());
-    assert!(got_by_c == pattern(2), "client received the server's bytes intact");
-    assert!(got_by_s == pattern(1), "server received the client's bytes intact");
+    assert!(
+        got_by_c == pattern(2),
+        "client received the server's bytes intact"
+    );
+    assert!(
+        got_by_s == pattern(1),
+        "server received the client's bytes intact"
+    );
     close_both(&fx).await;
 }
 
@@ -208,10 +230,18 @@ pub async fn megabyte_each_way(fx: Fixture) {
 pub async fn half_close(fx: Fixture) {
     let l = listen(&*fx.a).await;
     for client_first in [true, false] {
-        step(if client_first { "the client half-closes" } else { "the server half-closes" });
+        step(if client_first {
+            "the client half-closes"
+        } else {
+            "the server half-closes"
+        });
         let (c, s) = connect(&*fx.b, &l).await;
         let (mut first, mut second) = if client_first { (c, s) } else { (s, c) };
-        first.write_all(b"request").waiting_for("write request").await.unwrap();
+        first
+            .write_all(b"request")
+            .waiting_for("write request")
+            .await
+            .unwrap();
         first.shutdown().waiting_for("shutdown").await.unwrap();
         let mut got = Vec::new();
         second
@@ -220,8 +250,16 @@ pub async fn half_close(fx: Fixture) {
             .await
             .unwrap();
         assert_eq!(got, b"request");
-        second.write_all(b"reply").waiting_for("write reply").await.unwrap();
-        second.shutdown().waiting_for("shutdown the reply").await.unwrap();
+        second
+            .write_all(b"reply")
+            .waiting_for("write reply")
+            .await
+            .unwrap();
+        second
+            .shutdown()
+            .waiting_for("shutdown the reply")
+            .await
+            .unwrap();
         got.clear();
         first
             .read_to_end(&mut got)
@@ -238,13 +276,25 @@ pub async fn half_close(fx: Fixture) {
 pub async fn listener_close(fx: Fixture) {
     let l = listen(&*fx.a).await;
     let addr = l.local_addr().to_string();
-    let mut accept = Box::pin(l.accept().waiting_for(format!("accept on {addr} to end with socket is down")));
-    assert!(poll!(&mut accept).is_pending(), "accept with nobody dialing");
+    let mut accept = Box::pin(
+        l.accept()
+            .waiting_for(format!("accept on {addr} to end with socket is down")),
+    );
+    assert!(
+        poll!(&mut accept).is_pending(),
+        "accept with nobody dialing"
+    );
     step("listener closed");
     l.close();
-    assert_cause(accept.await, VirtError::SockDown, "accept after listener close");
     assert_cause(
-        fx.b.dial(&addr).waiting_for(format!("dial {addr} after its listener closed")).await,
+        accept.await,
+        VirtError::SockDown,
+        "accept after listener close",
+    );
+    assert_cause(
+        fx.b.dial(&addr)
+            .waiting_for(format!("dial {addr} after its listener closed"))
+            .await,
         VirtError::ConnRefused,
         "dial to a closed listener",
     );
@@ -262,13 +312,17 @@ pub async fn dial_without_listener(fx: Fixture) {
     let addr = l.local_addr().to_string();
     drop(l);
     assert_cause(
-        fx.b.dial(&addr).waiting_for(format!("dial {addr}, where nobody listens")).await,
+        fx.b.dial(&addr)
+            .waiting_for(format!("dial {addr}, where nobody listens"))
+            .await,
         VirtError::ConnRefused,
         "dial without listener",
     );
     // a second try is refused the same way (the failure left nothing behind)
     assert_cause(
-        fx.b.dial(&addr).waiting_for(format!("dial {addr} again")).await,
+        fx.b.dial(&addr)
+            .waiting_for(format!("dial {addr} again"))
+            .await,
         VirtError::ConnRefused,
         "second dial without listener",
     );
@@ -281,7 +335,10 @@ pub async fn dropped_accept_leaks_nothing(fx: Fixture) {
     let l = listen(&*fx.a).await;
     for _ in 0..3 {
         let mut accept = Box::pin(l.accept());
-        assert!(poll!(&mut accept).is_pending(), "accept with nobody dialing");
+        assert!(
+            poll!(&mut accept).is_pending(),
+            "accept with nobody dialing"
+        );
     }
     let (mut c, mut s) = connect(&*fx.b, &l).await;
     ping_pong(&mut c, &mut s).await;
@@ -296,7 +353,8 @@ pub async fn listener_stream(fx: Fixture) {
     for _ in 0..2 {
         let (c, s) = tokio::join!(
             fx.b.dial(&addr).waiting_for(format!("dial {addr}")),
-            l.next().waiting_for("the listener stream's next connection"),
+            l.next()
+                .waiting_for("the listener stream's next connection"),
         );
         let (mut c, s) = (c.expect("dial"), s.expect("a stream item").expect("accept"));
         let mut s = s;
@@ -304,8 +362,16 @@ pub async fn listener_stream(fx: Fixture) {
         ping_pong(&mut c, &mut s).await;
     }
     l.close();
-    assert!(l.next().waiting_for("the stream's end after close").await.is_none());
-    assert!(l.next().waiting_for("the stream's end, again").await.is_none());
+    assert!(l
+        .next()
+        .waiting_for("the stream's end after close")
+        .await
+        .is_none());
+    assert!(l
+        .next()
+        .waiting_for("the stream's end, again")
+        .await
+        .is_none());
     close_both(&fx).await;
 }
 
@@ -318,14 +384,22 @@ pub async fn concurrent_dials(fx: Fixture) {
     let dials: Vec<_> = (0..N)
         .map(|i| {
             let (b, addr) = (fx.b.clone(), addr.clone());
-            spawn(async move { b.dial(&addr).waiting_for(format!("dial #{i} of {addr}")).await })
+            spawn(async move {
+                b.dial(&addr)
+                    .waiting_for(format!("dial #{i} of {addr}"))
+                    .await
+            })
         })
         .collect();
     let mut server_peers = BTreeSet::new();
     let mut server_locals = BTreeSet::new();
     let mut accepted = Vec::new();
     for i in 0..N {
-        let s = l.accept().waiting_for(format!("accept #{i} on {addr}")).await.expect("accept");
+        let s = l
+            .accept()
+            .waiting_for(format!("accept #{i} on {addr}"))
+            .await
+            .expect("accept");
         server_peers.insert(s.peer_addr().to_string());
         server_locals.insert(s.local_addr().to_string());
         accepted.push(s);
@@ -333,7 +407,11 @@ pub async fn concurrent_dials(fx: Fixture) {
     let mut client_locals = BTreeSet::new();
     let mut client_peers = BTreeSet::new();
     for (i, d) in dials.into_iter().enumerate() {
-        let c = d.waiting_for(format!("dial task #{i}")).await.unwrap().expect("dial");
+        let c = d
+            .waiting_for(format!("dial task #{i}"))
+            .await
+            .unwrap()
+            .expect("dial");
         assert_eq!(c.peer_addr().host(), l.local_addr().host());
         client_locals.insert(c.local_addr().to_string());
         client_peers.insert(c.peer_addr().to_string());
@@ -357,10 +435,15 @@ pub async fn moved_across_tasks(fx: Fixture) {
     let server = spawn(async move {
         let mut echoes = Vec::new();
         for i in 0..CLIENTS {
-            let mut s = l.accept().waiting_for(format!("server task: accept #{i}")).await?;
+            let mut s = l
+                .accept()
+                .waiting_for(format!("server task: accept #{i}"))
+                .await?;
             echoes.push(spawn(async move {
                 let mut buf = [0; 5];
-                s.read_exact(&mut buf).waiting_for("echo task: read").await?;
+                s.read_exact(&mut buf)
+                    .waiting_for("echo task: read")
+                    .await?;
                 s.write_all(&buf).waiting_for("echo task: write").await?;
                 io::Result::Ok(s.peer_addr().to_string())
             }));
@@ -371,24 +454,48 @@ pub async fn moved_across_tasks(fx: Fixture) {
     for i in 0..CLIENTS {
         let (b, addr) = (fx.b.clone(), addr.clone());
         let writer = spawn(async move {
-            let mut c = b.dial(&addr).waiting_for(format!("client task #{i}: dial")).await?;
-            c.write_all(b"hello").waiting_for(format!("client task #{i}: write")).await?;
+            let mut c = b
+                .dial(&addr)
+                .waiting_for(format!("client task #{i}: dial"))
+                .await?;
+            c.write_all(b"hello")
+                .waiting_for(format!("client task #{i}: write"))
+                .await?;
             io::Result::Ok(c)
         });
-        let mut c = writer.waiting_for("a client task").await.unwrap().expect("client");
+        let mut c = writer
+            .waiting_for("a client task")
+            .await
+            .unwrap()
+            .expect("client");
         let reader = spawn(async move {
             let mut buf = [0; 5];
-            c.read_exact(&mut buf).waiting_for(format!("reader task #{i}: read")).await?;
+            c.read_exact(&mut buf)
+                .waiting_for(format!("reader task #{i}: read"))
+                .await?;
             io::Result::Ok((c, buf))
         });
-        let (c, buf) = reader.waiting_for("a reader task").await.unwrap().expect("read echo");
+        let (c, buf) = reader
+            .waiting_for("a reader task")
+            .await
+            .unwrap()
+            .expect("read echo");
         assert_eq!(&buf, b"hello");
         peers.insert(c.local_addr().to_string());
     }
-    let (l, echoes) = server.waiting_for("the server task").await.unwrap().expect("server");
+    let (l, echoes) = server
+        .waiting_for("the server task")
+        .await
+        .unwrap()
+        .expect("server");
     let mut echoed = BTreeSet::new();
     for echo in echoes {
-        echoed.insert(echo.waiting_for("an echo task").await.unwrap().expect("echo"));
+        echoed.insert(
+            echo.waiting_for("an echo task")
+                .await
+                .unwrap()
+                .expect("echo"),
+        );
     }
     assert_eq!(peers, echoed, "the server saw each client's address");
     // the listener came back from its task and still accepts
@@ -484,7 +591,7 @@ scenarios!($
 );
 
 /// Runs the networker scenario called `name` on `fixture`, with the
-/// [`timeout`](crate::timeout) of the environment or
+/// [`timeout`] of the environment or
 /// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT); see [`crate::run`].
 pub async fn run(name: &str, fixture: Fixture) -> Result<(), Failure> {
     run_with_timeout(name, fixture, timeout()).await

@@ -60,7 +60,11 @@ impl Waits {
 
     /// The labels of the awaits pending now.
     pub(crate) fn pending(&self) -> Vec<String> {
-        self.state().pending.iter().map(|(_, w)| w.clone()).collect()
+        self.state()
+            .pending
+            .iter()
+            .map(|(_, w)| w.clone())
+            .collect()
     }
 
     /// The last [`step`].

@@ -161,13 +161,21 @@ async fn times_out(bug: Bug, scenario: &str) -> Failure {
         .await
         .expect_err(&format!("{scenario} passed on an engine with {bug:?}"));
     let took = started.elapsed();
-    assert!(took >= SHORT, "{scenario} timed out after {took:?}: {failure}");
-    assert!(took < SHORT * 5, "{scenario} took {took:?} to time out: {failure}");
+    assert!(
+        took >= SHORT,
+        "{scenario} timed out after {took:?}: {failure}"
+    );
+    assert!(
+        took < SHORT * 5,
+        "{scenario} took {took:?} to time out: {failure}"
+    );
     assert_eq!(failure.scenario(), scenario);
     assert!(failure.is_timeout(), "{failure}");
     let text = failure.to_string();
     assert!(
-        text.starts_with(&format!("scenario {scenario} timed out after 2s waiting for: ")),
+        text.starts_with(&format!(
+            "scenario {scenario} timed out after 2s waiting for: "
+        )),
         "{text}"
     );
     eprintln!("{text}");
@@ -200,7 +208,10 @@ fn no_abort_hangs_host_close_interrupts_which_fails_in_time() {
         let waits = failure.waiting_for();
         assert!(waits.iter().any(|w| w == read), "{failure}");
         assert!(waits.iter().any(|w| w == write), "{failure}");
-        assert!(waits.iter().any(|w| w == "the task reading on α:2"), "{failure}");
+        assert!(
+            waits.iter().any(|w| w == "the task reading on α:2"),
+            "{failure}"
+        );
         assert!(failure.to_string().contains(read), "{failure}");
         assert!(
             failure.to_string().ends_with("(step: closing host α)"),
@@ -216,7 +227,11 @@ fn no_abort_hangs_subnetwork_close_scenarios_which_fail_in_time() {
         let read = "read on α:2->β:1 to end with \"network is down\" after closing the subnetwork";
         assert!(failure.waiting_for().iter().any(|w| w == read), "{failure}");
 
-        let failure = times_out(Bug::AbortDoesNothing, "subnetwork_close_ends_cross_host_read").await;
+        let failure = times_out(
+            Bug::AbortDoesNothing,
+            "subnetwork_close_ends_cross_host_read",
+        )
+        .await;
         let read = "read on β:1->α:2 to end with \"network is down\" after the subnetwork closed";
         assert!(failure.waiting_for().iter().any(|w| w == read), "{failure}");
     });
@@ -229,7 +244,9 @@ fn ignored_abandoned_dials_hang_dropped_dial_leaks_nothing_which_fails_in_time()
         // the accept took a dropped dial's connection: the live dial waits
         assert_eq!(failure.waiting_for(), ["dial α:1 from β"], "{failure}");
         assert!(
-            failure.to_string().ends_with("(step: 3 dials dropped; a 4th dial and an accept)"),
+            failure
+                .to_string()
+                .ends_with("(step: 3 dials dropped; a 4th dial and an accept)"),
             "{failure}"
         );
     });
@@ -280,7 +297,9 @@ fn the_runner_turns_panics_and_hangs_into_failures() {
             let never = std::future::pending::<()>();
             let (_, _) = tokio::join!(
                 never.waiting_for("something that never comes"),
-                conformance_tests::spawn(std::future::pending::<()>().waiting_for("a spawned task's wait")),
+                conformance_tests::spawn(
+                    std::future::pending::<()>().waiting_for("a spawned task's wait")
+                ),
             );
         })
         .await
@@ -288,7 +307,10 @@ fn the_runner_turns_panics_and_hangs_into_failures() {
         // the spawned task may register its wait first on a multi-thread runtime
         let mut waits = failure.waiting_for().to_vec();
         waits.sort();
-        assert_eq!(waits, ["a spawned task's wait", "something that never comes"]);
+        assert_eq!(
+            waits,
+            ["a spawned task's wait", "something that never comes"]
+        );
         let text = failure.to_string();
         assert!(
             text.starts_with("scenario hangs timed out after 200ms waiting for: "),

@@ -41,7 +41,10 @@ async fn run_by_name_knows_every_scenario() {
         .await
         .expect_err("an unknown scenario");
     assert_eq!(failure.kind(), &FailureKind::UnknownScenario);
-    assert_eq!(failure.to_string(), "no scenario named \"no_such_scenario\"");
+    assert_eq!(
+        failure.to_string(),
+        "no scenario named \"no_such_scenario\""
+    );
 
     for name in networker::SCENARIOS {
         if let Err(failure) = networker::run(name, hosts().await).await {
