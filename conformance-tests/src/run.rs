@@ -73,7 +73,8 @@ pub enum FailureKind {
     TimedOut {
         /// The timeout.
         after: Duration,
-        /// The labelled awaits that were pending, in the order they started.
+        /// The labelled awaits that were pending, in the order they started
+        /// (`Display` shows the first ten).
         waiting_for: Vec<String>,
         /// The last [`step`](crate::waiting::step) it announced.
         step: Option<String>,
@@ -142,7 +143,13 @@ impl fmt::Display for Failure {
                 if waiting_for.is_empty() {
                     write!(f, "waiting for nothing it labelled")?;
                 } else {
-                    write!(f, "waiting for: {}", waiting_for.join("; "))?;
+                    // Many concurrent waits (200 dials) would drown the rest.
+                    const SHOWN: usize = 10;
+                    let shown = &waiting_for[..waiting_for.len().min(SHOWN)];
+                    write!(f, "waiting for: {}", shown.join("; "))?;
+                    if waiting_for.len() > SHOWN {
+                        write!(f, "; and {} more", waiting_for.len() - SHOWN)?;
+                    }
                 }
                 if let Some(step) = step {
                     write!(f, " (step: {step})")?;
