@@ -3,11 +3,23 @@
 //! pipenet, lonet and any third-party network run the same scenarios, so a
 //! test written against one network behaves the same on the others.
 //!
+//! # Map
 //! - [`network`]: the network scenarios (ports, lifecycle, errors, data,
-//!   cancellation). Each is an `async fn(Fixture)`.
-//! - [`registry`]: the registry scenarios.
-//! - [`network_suite!`]: expands into one `#[tokio::test]` per network
-//!   scenario, for a factory of fresh subnetworks. Start here.
+//!   cancellation), with exact addresses and error texts. Each is an
+//!   `async fn(`[`Fixture`]`)`; [`SCENARIOS`] lists them, [`run`] runs one by
+//!   name.
+//! - [`network_suite!`]: expands into a `#[tokio::test]` per network
+//!   scenario and runtime, for a factory of fresh subnetworks. Start here.
+//! - [`networker`]: scenarios over any pair of
+//!   [`Networker`](virtnet_core::Networker)s, with or without predictable
+//!   ports (virtnet hosts, real TCP): [`networker::Fixture`],
+//!   [`networker::run`], and [`networker_suite!`].
+//! - [`registry`]: the registry scenarios and [`registry_suite!`].
+//! - [`waiting`]: how a scenario says what it waits for
+//!   ([`WaitingFor::waiting_for`], [`step`]), and [`spawn`] /
+//!   [`spawn_blocked`] for tasks that keep those labels.
+//! - `run.rs`: [`run_scenario`] (a scenario in its own task, under a
+//!   timeout), [`Failure`], and the timeout knob.
 //!
 //! # Running it against your network
 //! In a test file of your crate (with `tokio` as a dev-dependency, features
@@ -18,16 +30,54 @@
 //! });
 //! # fn main() {}
 //! ```
-//! The factory is called once per scenario and must return a fresh
-//! subnetwork (anything that converts into a [`Fixture`]) of a network no
-//! other scenario uses, so scenarios can run in parallel.
+//! The factory is called once per test and must return a fresh subnetwork
+//! (anything that converts into a [`Fixture`]; [`Fixture::keep`] holds what
+//! must live as long, such as a temporary directory) of a network no other
+//! scenario uses, so scenarios can run in parallel.
+//!
+//! Every scenario becomes two tests, `current_thread::<scenario>` and
+//! `multi_thread::<scenario>`, one per tokio runtime flavor. To run one
+//! scenario by hand, or all in a loop, call [`run`]`(name, fixture)`: it
+//! returns `Ok(())` or a [`Failure`], also for an unknown name.
+//!
+//! # The suite fails, never hangs
+//! Each scenario runs in a task of its own under a timeout. A scenario that
+//! panics (an assertion failed) or does not finish in time ends as a
+//! [`Failure`] naming the scenario and, for a timeout, every
+//! [labelled](waiting) await still pending, for example:
+//!
+//! ```text
+//! scenario host_close_interrupts timed out after 60s waiting for: read on
+//! α:2->β:1 to end with "host is down" after closing host α; … (step: closing host α)
+//! ```
+//!
+//! The timeout is [`DEFAULT_TIMEOUT`] (60 s), or per suite
+//! `network_suite!(factory, timeout = Duration::from_secs(N))`, and the
+//! environment variable [`TIMEOUT_ENV`] (`VIRTNET_CONFORMANCE_TIMEOUT`, in
+//! seconds) overrides both. [`run_with_timeout`] takes an exact one.
+//!
+//! # Writing a scenario
+//! Label each await that can block (`.waiting_for("accept on α:1")`), start
+//! tasks with [`spawn`] so their labels count, wait on events (never
+//! sleep): [`spawn_blocked`] returns once a spawned operation is blocked.
 
 use std::any::Any;
+use std::future::Future;
+use std::time::Duration;
 
+use futures::future::BoxFuture;
 use virtnet_core::SubNetwork;
 
 pub mod network;
+pub mod networker;
 pub mod registry;
+mod run;
+pub mod waiting;
+
+pub use run::{
+    run_scenario, suite_timeout, timeout, Failure, FailureKind, DEFAULT_TIMEOUT, TIMEOUT_ENV,
+};
+pub use waiting::{spawn, spawn_blocked, step, waiting_for, WaitingFor};
 
 /// What a scenario runs on: a fresh subnetwork, plus anything that must live
 /// as long as it (a temporary directory, a server process).
@@ -73,32 +123,111 @@ macro_rules! scenarios {
         /// The names of all network scenarios, in the order they are listed.
         pub const SCENARIOS: &[&str] = &[$(stringify!($name)),*];
 
-        /// Runs the network scenario called `name` on `fixture`; false if there
-        /// is no such scenario.
-        pub async fn run(name: &str, fixture: Fixture) -> bool {
+        /// The network scenario called `name`, as a function.
+        fn scenario(name: &str) -> Option<fn(Fixture) -> BoxFuture<'static, ()>> {
             match name {
-                $(stringify!($name) => network::$name(fixture).await,)*
-                _ => return false,
+                $(stringify!($name) => Some(|fx| Box::pin(network::$name(fx))),)*
+                _ => None,
             }
-            true
         }
 
-        /// Expands into one `#[tokio::test]` per network scenario, each
-        /// calling `$factory()` (an async closure or function returning
-        /// something `Into<Fixture>`) for a fresh subnetwork.
+        /// Expands into two `#[tokio::test]`s per network scenario, one on a
+        /// current-thread runtime (`current_thread::<scenario>`) and one on a
+        /// multi-thread runtime (`multi_thread::<scenario>`). Each calls
+        /// `$factory()` (an async closure or function returning something
+        /// `Into<Fixture>`) for a fresh subnetwork and runs the scenario with
+        /// [`run_with_timeout`](crate::run_with_timeout): a failing or hanging
+        /// scenario fails its test with the [`Failure`](crate::Failure)'s text.
+        ///
+        /// `network_suite!(factory, timeout = Duration::from_secs(N))` sets
+        /// this suite's timeout (default [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT));
+        /// the environment variable [`TIMEOUT_ENV`](crate::TIMEOUT_ENV)
+        /// overrides both. It defines the modules `current_thread` and
+        /// `multi_thread` and two private functions `__virtnet_network_*`
+        /// where it is invoked.
         #[macro_export]
         macro_rules! network_suite {
-            ($d factory:expr) => {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        let fixture: $crate::Fixture = (($d factory)().await).into();
-                        $crate::network::$name(fixture).await;
-                    }
-                )*
+            (@suite $d factory:expr, $d timeout:expr) => {
+                async fn __virtnet_network_fixture() -> $crate::Fixture {
+                    (($d factory)().await).into()
+                }
+                fn __virtnet_network_timeout() -> ::std::time::Duration {
+                    $crate::suite_timeout($d timeout)
+                }
+                /// The network scenarios on a current-thread runtime.
+                mod current_thread {
+                    $(
+                        #[tokio::test(flavor = "current_thread")]
+                        async fn $name() {
+                            $crate::__network_case(
+                                stringify!($name),
+                                super::__virtnet_network_timeout(),
+                                super::__virtnet_network_fixture(),
+                            ).await;
+                        }
+                    )*
+                }
+                /// The network scenarios on a multi-thread runtime.
+                mod multi_thread {
+                    $(
+                        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                        async fn $name() {
+                            $crate::__network_case(
+                                stringify!($name),
+                                super::__virtnet_network_timeout(),
+                                super::__virtnet_network_fixture(),
+                            ).await;
+                        }
+                    )*
+                }
+            };
+            ($d factory:expr, timeout = $d timeout:expr $d(,)?) => {
+                $crate::network_suite!(@suite $d factory, ::core::option::Option::Some($d timeout));
+            };
+            ($d factory:expr $d(,)?) => {
+                $crate::network_suite!(@suite $d factory, ::core::option::Option::None);
             };
         }
     };
+}
+
+/// Runs the network scenario called `name` on `fixture`, with the
+/// [`timeout`] of the environment or [`DEFAULT_TIMEOUT`].
+///
+/// The scenario runs in a task of its own: an assertion that fails, a hang
+/// and an unknown name all come back as a [`Failure`].
+pub async fn run(name: &str, fixture: Fixture) -> Result<(), Failure> {
+    run_with_timeout(name, fixture, timeout()).await
+}
+
+/// [`run`] with at most `timeout` for the scenario (the environment's
+/// [`TIMEOUT_ENV`] does not apply).
+pub async fn run_with_timeout(
+    name: &str,
+    fixture: Fixture,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    match scenario(name) {
+        Some(scenario) => run_scenario(name, timeout, scenario(fixture)).await,
+        None => Err(Failure::new(name, FailureKind::UnknownScenario)),
+    }
+}
+
+/// One test of [`network_suite!`]: makes the fixture, runs the scenario,
+/// panics with the failure.
+#[doc(hidden)]
+pub async fn __network_case<X: Into<Fixture>>(
+    name: &str,
+    timeout: Duration,
+    fixture: impl Future<Output = X>,
+) {
+    let outcome = match run::make_fixture(name, timeout, fixture).await {
+        Ok(fixture) => run_with_timeout(name, fixture.into(), timeout).await,
+        Err(failure) => Err(failure),
+    };
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
 }
 
 scenarios!($
@@ -126,6 +255,9 @@ scenarios!($
     auto_close,
     host_name_reuse,
     reference_scenario_traced,
+    subnetwork_close_ends_cross_host_dial,
+    subnetwork_close_ends_cross_host_read,
+    host_close_cross_host,
 );
 
 /// The README's examples, compiled and run as doc tests.

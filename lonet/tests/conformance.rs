@@ -1,5 +1,10 @@
-//! The network conformance suite, unchanged, against lonet in one process:
-//! each scenario on its own network under its own temporary root.
+//! The conformance suites, unchanged, against lonet in one process: each
+//! scenario on its own network under its own temporary root. The network
+//! scenarios get the subnetwork, the networker scenarios its hosts α and β.
+
+use std::sync::Arc;
+
+use conformance_tests::networker;
 
 conformance_tests::network_suite!(|| async {
     let root = tempfile::tempdir().expect("temp dir");
@@ -9,4 +14,18 @@ conformance_tests::network_suite!(|| async {
         .await
         .expect("join");
     conformance_tests::Fixture::new(net).keep(root)
+});
+
+conformance_tests::networker_suite!(|| async {
+    let root = tempfile::tempdir().expect("temp dir");
+    let net = lonet::Builder::new("conformance")
+        .root(root.path())
+        .join()
+        .await
+        .expect("join");
+    let a = net.new_host("α").await.expect("host α");
+    let b = net.new_host("β").await.expect("host β");
+    networker::Fixture::new(Arc::new(a), Arc::new(b))
+        .keep(net)
+        .keep(root)
 });
