@@ -19,8 +19,8 @@
 //!
 //! conformance_tests::networker_suite!(|| async {
 //!     let net = pipenet::Network::new("networker-doc");
-//!     let a = net.host("α").await.expect("α");
-//!     let b = net.host("β").await.expect("β");
+//!     let a = net.new_host("α").await.expect("α");
+//!     let b = net.new_host("β").await.expect("β");
 //!     Fixture::new(Arc::new(a), Arc::new(b)).keep(net)
 //! });
 //! # fn main() {}

@@ -16,10 +16,10 @@ use conformance_tests::{run_scenario, run_with_timeout, step, Failure, FailureKi
 use pipenet::RamRegistry;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::sync::oneshot;
-use virtnet_core::{
-    async_trait, AbortHandle, Addr, Dialed, Engine, Inbox, Incoming, SubNetwork, Transport,
-    VirtError,
+use virtnet_core::engine::{
+    async_trait, Dialed, Engine, Inbox, PendingConn, ShutdownHandle, Transport,
 };
+use virtnet_core::{Addr, SubNetwork, VirtError};
 
 /// Short: these scenarios are expected to hang.
 const SHORT: Duration = Duration::from_secs(2);
@@ -27,7 +27,7 @@ const SHORT: Duration = Duration::from_secs(2);
 /// Which rule the engine breaks.
 #[derive(Clone, Copy, Debug)]
 enum Bug {
-    /// `Transport::abort_handle` does nothing: a host or subnetwork that
+    /// `Transport::shutdown_handle` does nothing: a host or subnetwork that
     /// goes down leaves reads and writes on its connections blocked.
     AbortDoesNothing,
     /// Deliveries never report `is_abandoned`, and accepting one succeeds
@@ -76,7 +76,7 @@ impl AsyncWrite for Duplex {
 impl Transport for Duplex {
     /// The bug shared by both engines: shutting the transport down from
     /// outside does nothing.
-    fn abort_handle(&self) -> AbortHandle {
+    fn shutdown_handle(&self) -> ShutdownHandle {
         Box::new(|| {})
     }
 }
@@ -88,7 +88,7 @@ struct Pending {
     bug: Bug,
 }
 
-impl Incoming for Pending {
+impl PendingConn for Pending {
     fn accept(self: Box<Self>, local: &Addr) -> io::Result<Box<dyn Transport>> {
         let told = self.answer.send(Ok(local.clone()));
         match self.bug {

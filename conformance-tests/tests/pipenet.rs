@@ -18,8 +18,8 @@ conformance_tests::network_suite!(|| async {
 
 async fn hosts() -> networker::Fixture {
     let net = pipenet::Network::new(&fresh_name());
-    let a = net.host("α").await.expect("host α");
-    let b = net.host("β").await.expect("host β");
+    let a = net.new_host("α").await.expect("host α");
+    let b = net.new_host("β").await.expect("host β");
     networker::Fixture::new(Arc::new(a), Arc::new(b)).keep(net)
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::runtime::Handle;
-use virtnet_core::VirtError;
+use lonet::{Registry, VirtError};
 
 /// A guard against hangs only: no assertion depends on it.
 const HANG_GUARD: Duration = Duration::from_secs(60);
