@@ -239,6 +239,8 @@ scenarios!($
     dial_without_listener,
     bad_addresses,
     duplicate_host,
+    host_names_an_address_can_reach,
+    dropped_host_leaves,
     host_close_interrupts,
     subnetwork_close,
     listener_close,

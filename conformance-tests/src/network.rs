@@ -322,6 +322,92 @@ pub async fn duplicate_host(fx: Fixture) {
     close_net(&fx).await;
 }
 
+/// `new_host` refuses, with `InvalidInput`, names no address can reach: the
+/// empty name (in an address it means "this host") and names that do not
+/// read back from `name:port`; nothing is announced for them.
+pub async fn host_names_an_address_can_reach(fx: Fixture) {
+    let n = fx.net.network().to_owned();
+    for bad in ["", "[", "]", "a[b", "x]"] {
+        let e = fx
+            .net
+            .new_host(bad)
+            .waiting_for(format!("new host {bad:?}"))
+            .await
+            .expect_err(bad);
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("new host {n} {bad}: invalid host name {bad:?}: ")),
+            "{e}"
+        );
+        let inner = virtnet_core::OpError::of(&e).expect("an OpError");
+        assert!(
+            inner
+                .cause_ref()
+                .get_ref()
+                .is_some_and(|c| c.is::<virtnet_core::InvalidHostName>()),
+            "{e}"
+        );
+        assert!(
+            fx.net.registry().query(bad).await.is_err(),
+            "{bad:?} is not announced"
+        );
+    }
+    // names with a colon are written in brackets and read back
+    let v6 = new_host(&fx, "a:b").await;
+    let l = v6
+        .listen("[a:b]:7")
+        .waiting_for("listen [a:b]:7")
+        .await
+        .unwrap();
+    assert_eq!(l.local_addr().to_string(), "[a:b]:7");
+    close_net(&fx).await;
+}
+
+/// Dropping every handle of a host (the host, its listeners and
+/// connections) without closing it takes it off the network: the
+/// subnetwork no longer lists it, it leaves the registry, dials to it find
+/// no such host, and its name can be taken again.
+pub async fn dropped_host_leaves(fx: Fixture) {
+    let (a, b) = hosts(&fx).await;
+    let l = a.listen(":1").waiting_for("listen α:1").await.unwrap();
+    let (c, s) = connect(&b, "α:1", &l).await;
+    drop((a, l, s));
+    assert!(fx.net.host("α").is_none(), "α is dropped");
+    let registry = fx.net.registry().clone();
+    async {
+        while registry.query("α").await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    }
+    .waiting_for("α to leave the registry")
+    .await;
+    let mut c = c;
+    let mut buf = [0; 1];
+    let n = c
+        .read(&mut buf)
+        .waiting_for("β:1 to read the end of its dropped peer")
+        .await
+        .expect("end of stream");
+    assert_eq!(n, 0);
+    let e = b.dial("α:1").waiting_for("dial α:1, dropped").await;
+    assert_eq!(
+        VirtError::of(e.as_ref().unwrap_err()),
+        Some(VirtError::NoHost)
+    );
+    let a = new_host(&fx, "α").await;
+    assert_eq!(
+        a.listen("")
+            .waiting_for("listen")
+            .await
+            .unwrap()
+            .local_addr()
+            .port(),
+        1
+    );
+    close_net(&fx).await;
+}
+
 /// Blocks an accept (on α:1), a read (on α:2) and a write (on α:3) on host
 /// `a`, each in a task of its own (so the close must wake each, not only
 /// make a later poll fail), runs `close` (described by `closing`), and

@@ -29,11 +29,8 @@ conformance_tests::networker_suite!(hosts, timeout = std::time::Duration::from_s
 async fn run_by_name_knows_every_scenario() {
     for name in conformance_tests::SCENARIOS {
         let net = pipenet::Network::new(&fresh_name());
-        // Scenarios may fail (some encode rules the core does not keep yet);
-        // what matters here is that each name is known.
         if let Err(failure) = conformance_tests::run(name, net.subnetwork().clone().into()).await {
-            assert_eq!(failure.scenario(), *name);
-            assert_ne!(failure.kind(), &FailureKind::UnknownScenario, "{failure}");
+            panic!("{failure}");
         }
     }
     let net = pipenet::Network::new(&fresh_name());
@@ -48,8 +45,7 @@ async fn run_by_name_knows_every_scenario() {
 
     for name in networker::SCENARIOS {
         if let Err(failure) = networker::run(name, hosts().await).await {
-            assert_eq!(failure.scenario(), *name);
-            assert_ne!(failure.kind(), &FailureKind::UnknownScenario, "{failure}");
+            panic!("{failure}");
         }
     }
     let failure = networker::run("no_such_scenario", hosts().await)

@@ -5,9 +5,9 @@
 use std::any::Any;
 use std::time::Duration;
 
+use lonet::{Registry, VirtError};
 use tokio::io::AsyncWriteExt;
 use tokio::runtime::Handle;
-use lonet::{Registry, VirtError};
 
 /// A guard against hangs only: no assertion depends on it.
 const HANG_GUARD: Duration = Duration::from_secs(60);
