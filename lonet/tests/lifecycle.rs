@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use virtnet_core::SubNetwork;
+use virtnet_core::{SubNetwork, VirtError};
 
 /// A guard against hangs only: no assertion depends on it.
 const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -83,14 +83,14 @@ async fn bad_registry_entries_fail_clearly() {
         .await
         .unwrap();
 
+    // a host whose process died: refused by the OS, typed as a refusal,
+    // worded as on every network (no OS error number)
     let err = beta.dial("ghost:1").await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
-    let text = err.to_string();
-    assert!(
-        text.starts_with(&format!(
-            "dial lonetghosts β:1->ghost:1: loconnect {dead}: "
-        )),
-        "{text}"
+    assert_eq!(VirtError::of(&err), Some(VirtError::ConnRefused));
+    assert_eq!(
+        err.to_string(),
+        format!("dial lonetghosts β:1->ghost:1: loconnect {dead}: connection refused")
     );
     let err = beta.dial("garbage:1").await.unwrap_err();
     assert_eq!(
@@ -98,6 +98,40 @@ async fn bad_registry_entries_fail_clearly() {
         "dial lonetghosts β:1->garbage:1: loconnect not an address: registry entry is not an OS address"
     );
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    net.close().await.unwrap();
+}
+
+/// Host names whose dial requests would pass the handshake's 1,024-byte
+/// line limit are refused when created; the longest accepted name can be
+/// dialed at the highest port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_names_fit_the_handshake_line() {
+    let root = tempfile::tempdir().unwrap();
+    let net = join(root.path(), "long").await;
+    let err = net.new_host(&"h".repeat(5_000)).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("1024-byte line limit"), "{err}");
+    // the longest name that fits: one more character does not
+    let fits = (1..1024)
+        .rev()
+        .map(|n| "h".repeat(n))
+        .find(|name| {
+            let widest = virtnet_core::Addr::new("lonetlong", name.as_str(), u32::MAX);
+            lonet::handshake::request_line("lonetlong", &widest, &widest).len()
+                <= lonet::handshake::MAX_REQUEST
+        })
+        .unwrap();
+    let too_long = format!("{fits}h");
+    assert_eq!(
+        net.new_host(&too_long).await.unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+    let a = net.new_host(&fits).await.unwrap();
+    let b = net.new_host(&format!("{}g", &fits[1..])).await.unwrap();
+    let l = a.listen(":4294967295").await.unwrap();
+    let addr = format!("{fits}:4294967295");
+    let (c, s) = tokio::join!(b.dial(&addr), l.accept());
+    assert_eq!(c.unwrap().peer_addr(), s.unwrap().local_addr());
     net.close().await.unwrap();
 }
 
