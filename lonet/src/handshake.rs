@@ -693,26 +693,7 @@ mod tests {
     use serde_json::Value;
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
-
-    fn load(name: &str) -> Value {
-        let path = format!("{}/../../shared/interop/{name}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    fn unhex(s: &str) -> Vec<u8> {
-        assert!(s.len().is_multiple_of(2), "odd hex {s:?}");
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|e| panic!("{s}: {e}")))
-            .collect()
-    }
-
-    fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-        v[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("{key} missing in {v}"))
-    }
+    use virtnet_testdata::{interop_json, text, unhex, Rng, HANDSHAKE_VECTORS, QUOTE_VECTORS};
 
     fn cases<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
         v[key].as_array().unwrap_or_else(|| panic!("{key} missing"))
@@ -739,7 +720,7 @@ mod tests {
 
     #[test]
     fn sscanf_dial_vectors() {
-        let all = load("quote-vectors.json");
+        let all = interop_json(QUOTE_VECTORS);
         let vectors = cases(&all, "sscanf_dial");
         assert!(vectors.len() >= 11);
         for case in vectors {
@@ -802,7 +783,7 @@ mod tests {
 
     #[test]
     fn acceptor_replies_like_the_reference() {
-        let all = load("handshake-vectors.json");
+        let all = interop_json(HANDSHAKE_VECTORS);
         let network = text(&all, "network");
         assert_eq!(network, "lonetvectors");
         let vectors = cases(&all, "acceptor_replies");
@@ -850,7 +831,7 @@ mod tests {
 
     #[tokio::test]
     async fn acceptor_replies_over_tcp() {
-        let all = load("handshake-vectors.json");
+        let all = interop_json(HANDSHAKE_VECTORS);
         let network = text(&all, "network").to_owned();
         for case in cases(&all, "acceptor_replies") {
             let name = text(case, "case").to_owned();
@@ -910,7 +891,7 @@ mod tests {
 
     #[test]
     fn dialer_requests_like_the_reference() {
-        let all = load("handshake-vectors.json");
+        let all = interop_json(HANDSHAKE_VECTORS);
         let network = text(&all, "network");
         let vectors = cases(&all, "dialer_requests");
         assert_eq!(vectors.len(), 9);
@@ -947,7 +928,7 @@ mod tests {
 
     #[tokio::test]
     async fn dialer_over_tcp() {
-        let all = load("handshake-vectors.json");
+        let all = interop_json(HANDSHAKE_VECTORS);
         let network = text(&all, "network").to_owned();
         for case in cases(&all, "dialer_requests") {
             let name = text(case, "case");
@@ -1402,22 +1383,6 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(err.to_string(), "unexpected EOF");
         assert!(RequestError::from_read_error(&err).is_none());
-    }
-
-    /// A small deterministic generator (xorshift64*), so failures reproduce.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
     }
 
     fn check_no_panic(line: &[u8]) {
