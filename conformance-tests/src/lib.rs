@@ -22,6 +22,8 @@
 //! subnetwork (anything that converts into a [`Fixture`]) of a network no
 //! other scenario uses, so scenarios can run in parallel.
 
+#![forbid(unsafe_code)]
+
 use std::any::Any;
 
 use virtnet_core::SubNetwork;
