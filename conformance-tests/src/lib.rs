@@ -61,6 +61,8 @@
 //! tasks with [`spawn`] so their labels count, wait on events (never
 //! sleep): [`spawn_blocked`] returns once a spawned operation is blocked.
 
+#![forbid(unsafe_code)]
+
 use std::any::Any;
 use std::future::Future;
 use std::time::Duration;

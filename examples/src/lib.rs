@@ -7,6 +7,8 @@
 //!   another process;
 //! - `trace_assert`: a test-style program asserting an exact event sequence.
 
+#![forbid(unsafe_code)]
+
 use std::future::IntoFuture;
 use std::io;
 use std::sync::Arc;

@@ -4,6 +4,7 @@ use std::io;
 use std::path::Path;
 use std::process::Stdio;
 
+use rustix::process::{kill_process, Pid, Signal};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
 
@@ -137,11 +138,13 @@ fn pid(child: &Child) -> String {
 
 /// Asks a child to stop, as Ctrl-C would.
 fn terminate(child: &Child) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        // SAFETY: kill has no memory-safety preconditions; the pid is our
-        // child's, which we have not reaped yet.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+    // `id` is `None` once the child is reaped, so the pid is still our
+    // child's, not a reused one.
+    let pid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = kill_process(pid, Signal::TERM);
     }
 }

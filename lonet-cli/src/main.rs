@@ -1,6 +1,8 @@
 //! `lonet`: the lonet demo, and tools to list, inspect, listen on and dial
 //! lonet networks from the shell.
 
+#![forbid(unsafe_code)]
+
 mod demo;
 mod inspect;
 mod peer;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use rustix::process::{kill_process, Pid, Signal};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
@@ -178,11 +179,11 @@ impl Proc {
     }
 
     /// Sends signal `sig` to the process.
-    fn signal(&self, sig: i32) {
-        let pid = self.child.id().expect("not reaped yet") as i32;
-        // SAFETY: kill has no memory-safety preconditions; the pid is our
-        // child's, which is not reaped yet, so it cannot have been reused.
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    fn signal(&self, sig: Signal) {
+        // The child is not reaped yet, so its pid cannot have been reused.
+        let pid = self.child.id().expect("not reaped yet");
+        let pid = i32::try_from(pid).ok().and_then(Pid::from_raw);
+        kill_process(pid.expect("a valid pid"), sig).expect("kill");
     }
 
     /// Waits for the process to exit; returns its status, all of its stdout
@@ -260,7 +261,7 @@ async fn echo_listener_sends_back_and_leaves_on_sigterm() {
     assert!(dialed.stderr.contains("connected β:1 -> α:1"), "{dialed:?}");
     assert_eq!(listener.wait_for("accepted ").await, "accepted α:1 <- β:1");
 
-    listener.signal(libc::SIGTERM);
+    listener.signal(Signal::TERM);
     let out = listener.finish().await;
     out.expect(0);
     assert!(out.stderr.contains("α:1 <- β:1: closed"), "{out:?}");
@@ -334,7 +335,7 @@ async fn default_listen_prints_every_connection() {
     peers.sort();
     assert_eq!(peers, ["β:1", "γ:1"]);
 
-    listener.signal(libc::SIGTERM);
+    listener.signal(Signal::TERM);
     let out = listener.finish().await;
     out.expect(0);
     let mut got: Vec<&str> = out.stdout.lines().collect();
@@ -365,7 +366,7 @@ async fn ls_and_hosts_follow_a_listener() {
     assert_eq!(dup.code(), 1, "{dup:?}");
     assert!(dup.stderr.contains("host already registered"), "{dup:?}");
 
-    listener.signal(libc::SIGTERM);
+    listener.signal(Signal::TERM);
     listener.finish().await.expect(0);
     assert!(root.hosts("lsnet").await.line("α").is_none());
     let ls = root.run(&["ls"], b"").await;
@@ -379,7 +380,7 @@ async fn sigterm_right_after_listening_on_is_clean() {
     let root = Root::new();
     for _ in 0..10 {
         let (listener, _) = root.listen(&["early", "α"]).await;
-        listener.signal(libc::SIGTERM);
+        listener.signal(Signal::TERM);
         listener.finish().await.expect(0);
     }
     assert_eq!(root.hosts("early").await.stdout.lines().count(), 1);
@@ -389,9 +390,9 @@ async fn sigterm_right_after_listening_on_is_clean() {
 async fn hosts_says_a_killed_listener_does_not_answer() {
     let root = Root::new();
     let (listener, _) = root.listen(&["killed", "α", ":3"]).await;
-    listener.signal(libc::SIGKILL);
+    listener.signal(Signal::KILL);
     let out = listener.finish().await;
-    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+    assert_eq!(out.status.signal(), Some(Signal::KILL.as_raw()));
 
     let hosts = root.hosts("killed").await;
     let alpha = hosts.line("α\t").expect("a killed host's entry stays");
@@ -404,7 +405,7 @@ async fn hosts_says_a_killed_listener_does_not_answer() {
 async fn rm_removes_a_network_and_refuses_other_paths() {
     let root = Root::new();
     let (listener, _) = root.listen(&["gone", "α"]).await;
-    listener.signal(libc::SIGTERM);
+    listener.signal(Signal::TERM);
     listener.finish().await.expect(0);
     assert!(root.path().join("gone").is_dir());
 
@@ -460,7 +461,7 @@ async fn interrupted_dialer_leaves_the_network() {
     let mut dialer = root.spawn(&["dial", "intr", "β", &addr]);
     dialer.wait_for("connected ").await;
     assert!(root.hosts("intr").await.line("β\t").is_some());
-    dialer.signal(libc::SIGTERM);
+    dialer.signal(Signal::TERM);
     dialer.finish().await.expect(0);
     assert!(root.hosts("intr").await.line("β").is_none());
 }

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use rustix::net::{recv, RecvFlags};
 use socket2::SockRef;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -172,7 +173,7 @@ impl Acceptor {
     /// a connection whose line has not fully arrived goes to the serve
     /// loop. True if the connection went to the core.
     fn take_in(&self, stream: TcpStream) -> bool {
-        let Some(line) = take_line_now(&SockRef::from(&stream)) else {
+        let Some(line) = take_line_now(&stream) else {
             let deadline = Instant::now() + self.handshake_timeout;
             self.hand_off(Handoff::Handshake { stream, deadline });
             return false;
@@ -309,26 +310,34 @@ async fn handshake(acceptor: Arc<Acceptor>, mut stream: TcpStream, deadline: Ins
     }
 }
 
-/// The request line if all of it is in `sock`'s receive queue already; it
-/// is then taken off the socket, never reading past its `\n`.
-fn take_line_now(sock: &SockRef<'_>) -> Option<Vec<u8>> {
-    let mut peek = [MaybeUninit::<u8>::uninit(); handshake::MAX_REQUEST];
-    let n = sock.peek(&mut peek).ok()?;
-    // SAFETY: `peek` initialized the first `n` bytes.
-    let peeked =
-        unsafe { std::slice::from_raw_parts(peek.as_ptr().cast::<u8>(), n.min(peek.len())) };
-    let end = peeked.iter().position(|&b| b == b'\n')?;
-    let mut line = vec![MaybeUninit::<u8>::uninit(); end + 1];
+/// The request line if all of it is in `stream`'s receive queue already
+/// (within [`handshake::MAX_REQUEST`] bytes); it is then taken off the
+/// socket, never reading past its `\n`.
+///
+/// Request lines are short: the first peek looks at 256 bytes, in a small
+/// stack buffer. Only when those fill up without a `\n` does a second peek
+/// look at up to `MAX_REQUEST` bytes.
+fn take_line_now(stream: &TcpStream) -> Option<Vec<u8>> {
+    const STEP: usize = 256;
+    let mut small = [0; STEP];
+    let (n, _) = recv(stream, &mut small[..], RecvFlags::PEEK).ok()?;
+    let peeked = small.get(..n).unwrap_or_default();
+    let end = match peeked.iter().position(|&b| b == b'\n') {
+        Some(end) => end,
+        None if n < STEP => return None,
+        None => {
+            let mut all = [0; handshake::MAX_REQUEST];
+            let (n, _) = recv(stream, &mut all[..], RecvFlags::PEEK).ok()?;
+            let peeked = all.get(..n).unwrap_or_default();
+            peeked.iter().position(|&b| b == b'\n')?
+        }
+    };
+    let mut line = vec![0; end + 1];
     // The peeked bytes are in the socket: this takes exactly them. Getting
     // fewer cannot happen; the line would be lost, and an empty one is
     // refused as an invalid request.
-    match sock.recv(&mut line) {
-        // SAFETY: `recv` initialized all of `line`.
-        Ok(got) if got == line.len() => Some(
-            line.into_iter()
-                .map(|b| unsafe { b.assume_init() })
-                .collect(),
-        ),
+    match recv(stream, &mut line[..], RecvFlags::empty()) {
+        Ok((got, _)) if got == line.len() => Some(line),
         _ => Some(Vec::new()),
     }
 }
@@ -439,6 +448,91 @@ impl PendingConn for TcpIncoming {
             Ok(0) => true,
             Ok(_) => false,
             Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use tokio::io::AsyncReadExt;
+
+    /// A connected pair of loopback TCP streams: (dialer's, acceptor's).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let at = listener.local_addr().expect("local addr");
+        let (dialed, accepted) = tokio::join!(TcpStream::connect(at), listener.accept());
+        (dialed.expect("connect"), accepted.expect("accept").0)
+    }
+
+    /// The acceptor's end of a connection on which `sent` has all arrived.
+    async fn arrived(sent: &[u8]) -> (TcpStream, TcpStream) {
+        let (mut dialer, acceptor) = pair().await;
+        dialer.write_all(sent).await.expect("write");
+        let mut buf = vec![0; sent.len().max(1)];
+        let wait = async {
+            while !sent.is_empty() && acceptor.peek(&mut buf).await.expect("peek") < sent.len() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("bytes arrive");
+        (dialer, acceptor)
+    }
+
+    /// What is left in the socket after `take_line_now`.
+    async fn rest(dialer: TcpStream, mut acceptor: TcpStream) -> Vec<u8> {
+        drop(dialer);
+        let mut rest = Vec::new();
+        let read = acceptor.read_to_end(&mut rest);
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("read in time")
+            .expect("read");
+        rest
+    }
+
+    #[tokio::test]
+    async fn takes_a_whole_line_and_nothing_after_it() {
+        let long = |n: usize| {
+            let mut line = vec![b'a'; n - 1];
+            line.push(b'\n');
+            line
+        };
+        // Short, past the first 256-byte peek, and exactly the limit.
+        for line in [b"> short\n".to_vec(), long(256), long(300), long(1024)] {
+            let mut sent = line.clone();
+            sent.extend_from_slice(b"app bytes");
+            let (dialer, acceptor) = arrived(&sent).await;
+            assert_eq!(
+                take_line_now(&acceptor),
+                Some(line.clone()),
+                "{}",
+                line.len()
+            );
+            assert_eq!(rest(dialer, acceptor).await, b"app bytes", "{}", line.len());
+        }
+    }
+
+    #[tokio::test]
+    async fn leaves_a_line_that_is_not_all_there() {
+        // Nothing yet, no newline yet (under, at and over the first peek),
+        // and a newline past the limit: the slow path reads those.
+        let mut over = vec![b'x'; handshake::MAX_REQUEST];
+        over.push(b'\n');
+        let sends = [
+            Vec::new(),
+            vec![b'x'; 100],
+            vec![b'x'; 256],
+            vec![b'x'; 700],
+            over,
+        ];
+        for sent in sends {
+            let (dialer, acceptor) = arrived(&sent).await;
+            assert_eq!(take_line_now(&acceptor), None, "{}", sent.len());
+            assert_eq!(rest(dialer, acceptor).await, sent, "{}", sent.len());
         }
     }
 }

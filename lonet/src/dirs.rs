@@ -131,8 +131,7 @@ fn annotate(e: io::Error, what: &str, path: &Path) -> io::Error {
 }
 
 fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 #[cfg(test)]

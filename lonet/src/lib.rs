@@ -51,6 +51,7 @@
 //! net.close().await
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod acceptor;

@@ -1,7 +1,8 @@
-//! The reference's handshake transcripts (`shared/interop/handshake-vectors.json`)
-//! replayed against a real lonet subnetwork, in both roles: a raw TCP peer
-//! sends the reference's requests to our acceptor, and plays the reference's
-//! replies to our dialer. Bytes must match exactly.
+//! The reference's handshake transcripts (the testdata crate's
+//! `interop/handshake-vectors.json`) replayed against a real lonet
+//! subnetwork, in both roles: a raw TCP peer sends the reference's requests
+//! to our acceptor, and plays the reference's replies to our dialer. Bytes
+//! must match exactly.
 
 use std::sync::Arc;
 
@@ -10,28 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use virtnet_core::SubNetwork;
+use virtnet_testdata::{interop_json, text, unhex, HANDSHAKE_VECTORS};
 
 fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/interop/handshake-vectors.json"
-    );
-    let text = std::fs::read_to_string(path).expect("read handshake-vectors.json");
-    serde_json::from_str(&text).expect("parse handshake-vectors.json")
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn text(v: &Value, key: &str) -> String {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} in {v}"))
-        .to_owned()
+    interop_json(HANDSHAKE_VECTORS)
 }
 
 /// Reads up to and including `\n`, or to end of stream.
@@ -88,13 +71,13 @@ async fn acceptor_answers_like_the_reference() {
     for case in v["acceptor_replies"].as_array().unwrap() {
         let name = text(case, "case");
         let mut s = TcpStream::connect(&os_addr).await.unwrap();
-        s.write_all(&unhex(&text(case, "request_hex")))
+        s.write_all(&unhex(text(case, "request_hex")))
             .await
             .unwrap();
         let reply = read_reply(&mut s).await;
         assert_eq!(
             String::from_utf8_lossy(&reply),
-            String::from_utf8_lossy(&unhex(&text(case, "reply_hex"))),
+            String::from_utf8_lossy(&unhex(text(case, "reply_hex"))),
             "{name}"
         );
         match case["echoed_hex"].as_str() {
@@ -149,9 +132,9 @@ async fn dialer_speaks_like_the_reference() {
     let v = vectors();
     for case in v["dialer_requests"].as_array().unwrap() {
         let name = text(case, "case");
-        let host = net.new_host(&text(case, "dialer_host")).await.unwrap();
-        let request = unhex(&text(case, "request_hex"));
-        let reply = text(case, "reply_sent");
+        let host = net.new_host(text(case, "dialer_host")).await.unwrap();
+        let request = unhex(text(case, "request_hex"));
+        let reply = text(case, "reply_sent").to_owned();
         let raw = peer.clone();
         let raw_peer = tokio::spawn(async move {
             let (mut s, _) = raw.accept().await.unwrap();
@@ -164,7 +147,7 @@ async fn dialer_speaks_like_the_reference() {
             }
             (got, request, None) // closed, as the reference peer did
         });
-        let result = host.dial(&text(case, "dial_to")).await;
+        let result = host.dial(text(case, "dial_to")).await;
         let (got, request, _s) = raw_peer.await.unwrap();
         assert_eq!(
             String::from_utf8_lossy(&got),
@@ -186,7 +169,7 @@ async fn dialer_speaks_like_the_reference() {
                 );
             }
             "error" => {
-                let err = result.expect_err(&name);
+                let err = result.expect_err(name);
                 let want = text(&first, "error").replace("127.0.0.1:PORT", &peer_addr);
                 assert_eq!(err.to_string(), want, "{name}");
                 let refused = first["exit"] == 6;

@@ -58,6 +58,7 @@
 //! ```
 //!
 //! [`Registry`]: virtnet_core::Registry
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod registry;

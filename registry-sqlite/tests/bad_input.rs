@@ -5,9 +5,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{copy_reference, raw, snapshot, REFERENCE_DB};
+use common::{copy_reference, raw, snapshot};
 use registry_sqlite::SqliteRegistry;
 use virtnet_core::{Registry, RegistryCause, RegistryError};
+use virtnet_testdata::{interop_path, GO_REGISTRY};
 
 /// Opens `path` for `network`, which must fail; returns the error after
 /// checking that it names the path and the operation.
@@ -56,7 +57,7 @@ async fn a_file_that_is_not_sqlite_is_refused_untouched() {
 
 #[tokio::test]
 async fn a_truncated_registry_is_refused_untouched() {
-    let bytes = std::fs::read(REFERENCE_DB).unwrap();
+    let bytes = std::fs::read(interop_path(GO_REGISTRY)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Cut inside the header, after page 1 (the schema), inside the tables'
     // pages, and in the last page (only `PRAGMA quick_check` notices that).

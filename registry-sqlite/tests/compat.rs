@@ -1,7 +1,7 @@
 //! Compatibility with the reference (Go) lonet: its registry file opens and
-//! behaves, and ours has exactly its layout. The reference file is
-//! `../shared/interop/go-registry.db` (network `gomade`), always copied
-//! first: shared/ is read-only.
+//! behaves, and ours has exactly its layout. The reference file is the
+//! testdata crate's `interop/go-registry.db` (network `gomade`), always
+//! copied first: the original is never written to.
 
 mod common;
 

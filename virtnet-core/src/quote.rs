@@ -389,28 +389,12 @@ pub fn scan_quoted(input: &[u8]) -> Result<(Vec<u8>, &[u8]), QuoteError> {
 mod tests {
     use super::*;
 
-    /// The interop vectors made by Go 1.19 (`shared/interop/quote-vectors.json`).
+    use virtnet_testdata::{interop_json, text, unhex, Rng, QUOTE_VECTORS};
+
+    /// The interop vectors made by Go 1.19 (the testdata crate's
+    /// `interop/quote-vectors.json`).
     fn vectors() -> serde_json::Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/interop/quote-vectors.json"
-        );
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    fn unhex(s: &str) -> Vec<u8> {
-        assert!(s.len().is_multiple_of(2), "odd hex {s:?}");
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|e| panic!("{s}: {e}")))
-            .collect()
-    }
-
-    fn text<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
-        v[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("{key} missing in {v}"))
+        interop_json(QUOTE_VECTORS)
     }
 
     #[test]
@@ -601,22 +585,6 @@ mod tests {
         }
     }
 
-    /// A small deterministic generator (xorshift64*), so failures reproduce.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     fn check_any(input: &[u8]) {
         let quoted = quote(input);
         assert_eq!(unquote(quoted.as_bytes()), Ok(input.to_vec()), "{quoted}");
@@ -703,7 +671,7 @@ mod tests {
             }
             for _ in 0..rng.below(24) {
                 if rng.below(3) == 0 {
-                    s.push(rng.next() as u8);
+                    s.push(rng.next_u64() as u8);
                 } else {
                     s.extend_from_slice(pieces[rng.below(pieces.len())]);
                 }

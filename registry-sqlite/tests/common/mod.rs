@@ -6,12 +6,6 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-/// The registry the reference (Go) lonet wrote, for network `gomade`.
-pub const REFERENCE_DB: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/interop/go-registry.db"
-);
-
 /// The reference's hosts, as its README lists them.
 pub fn reference_hosts() -> BTreeMap<String, String> {
     [
@@ -24,23 +18,11 @@ pub fn reference_hosts() -> BTreeMap<String, String> {
     .collect()
 }
 
-/// Copies the reference registry (and its `-wal`/`-shm` files, if any) into
-/// `dir` as `registry.db`, writable (shared/ is read-only, and so are the
-/// copies `fs::copy` makes of its files).
+/// Copies the registry the reference (Go) lonet wrote for network `gomade`
+/// (and its `-wal`/`-shm` files, if any) into `dir` as `registry.db`,
+/// writable: the original is never written to.
 pub fn copy_reference(dir: &Path) -> PathBuf {
-    let to = dir.join("registry.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let from = PathBuf::from(format!("{REFERENCE_DB}{suffix}"));
-        if suffix.is_empty() || from.exists() {
-            let dest = PathBuf::from(format!("{}{suffix}", to.display()));
-            std::fs::copy(&from, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
-            let mut perm = std::fs::metadata(&dest).expect("metadata").permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perm.set_readonly(false);
-            std::fs::set_permissions(&dest, perm).expect("make the copy writable");
-        }
-    }
-    to
+    virtnet_testdata::copy_interop(virtnet_testdata::GO_REGISTRY, &dir.join("registry.db"))
 }
 
 /// Every file in `dir` with its bytes: to show that nothing was changed,
