@@ -152,7 +152,7 @@ async fn connect_and_send(os_addr: SocketAddr, request: &[u8]) -> io::Result<Tcp
     socket.set_tcp_nodelay(true)?;
     match socket.connect(&os_addr.into()) {
         Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error()) => {}
         Err(e) => return Err(e),
     }
     let sent = match socket.send(request) {
@@ -160,7 +160,7 @@ async fn connect_and_send(os_addr: SocketAddr, request: &[u8]) -> io::Result<Tcp
         // Not connected yet.
         Err(e)
             if e.kind() == io::ErrorKind::WouldBlock
-                || e.raw_os_error() == Some(libc::ENOTCONN) =>
+                || e.raw_os_error() == Some(rustix::io::Errno::NOTCONN.raw_os_error()) =>
         {
             0
         }
