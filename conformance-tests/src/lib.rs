@@ -263,8 +263,3 @@ scenarios!($
     subnetwork_close_ends_cross_host_read,
     host_close_cross_host,
 );
-
-/// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

@@ -70,7 +70,7 @@ use registry_sqlite::SqliteRegistry;
 
 pub use engine::LoconnectError;
 pub use virtnet_core::{
-    trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener, ListenerCloser, Networker,
+    integrations, tcp, trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener, ListenerCloser, Networker,
     OpError, Registry, RegistryCause, RegistryError, SubNetwork, VirtError,
 };
 

@@ -55,7 +55,7 @@ use std::sync::Arc;
 
 pub use registry::RamRegistry;
 pub use virtnet_core::{
-    trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener, ListenerCloser, Networker,
+    integrations, tcp, trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener, ListenerCloser, Networker,
     OpError, Registry, RegistryCause, RegistryError, SubNetwork, VirtError,
 };
 
