@@ -13,12 +13,13 @@ async fn main() -> io::Result<()> {
     let alpha = net.new_host("α").await?;
     let beta = net.new_host("β").await?;
     let listener = alpha.listen(":80").await?;
-    println!("axum serves on {} ({})", listener.local_addr(), net.name());
+    let addr = listener.local_addr().clone();
+    println!("axum serves on {addr} ({})", net.name());
     let server = serve_http(listener, hello_app());
 
-    // URIs are ASCII: "alpha" is mapped to host α by the connector.
-    let (status, body) = http_get(Arc::new(beta), "http://alpha/").await?;
-    println!("β: GET http://alpha/ -> {status} {body:?}");
+    // URIs are ASCII: the URI host "server" is mapped to host α by the connector.
+    let (status, body) = http_get(Arc::new(beta), &addr, "/").await?;
+    println!("β: GET http://server:80/ (server = {addr}) -> {status} {body:?}");
     assert_eq!(body, "hello β:1", "the server saw β's predictable address");
 
     alpha.close().await?;

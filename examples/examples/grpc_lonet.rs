@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::ServingStatus;
+use virtnet_core::Addr;
 use virtnet_examples::{grpc_channel, serve_health};
 
 #[tokio::main]
@@ -58,7 +59,8 @@ async fn call(root: &Path) -> io::Result<()> {
     println!("server process {}: {ready}", server.id().unwrap_or(0));
 
     let beta = net.new_host("β").await?;
-    let channel = grpc_channel(Arc::new(beta), 50051)
+    let server_addr = Addr::new(net.network(), "α", 50051);
+    let channel = grpc_channel(Arc::new(beta), &server_addr)
         .await
         .map_err(io::Error::other)?;
     let mut client = HealthClient::new(channel);

@@ -26,7 +26,8 @@ use tonic_health::server::HealthReporter;
 use virtnet_core::integrations::Connector;
 use virtnet_core::{Addr, Listener, Networker};
 
-/// An app that greets its caller by virtnet address: `GET /` → `hello β:1`.
+/// An app that greets its caller by its address: `GET /` → `hello β:1` on
+/// pipenet or lonet, `hello 127.0.0.1:51234` on TCP.
 pub fn hello_app() -> Router {
     Router::new().route(
         "/",
@@ -43,12 +44,35 @@ pub fn serve_http(listener: Listener, app: Router) -> JoinHandle<io::Result<()>>
     tokio::spawn(server.into_future())
 }
 
-/// `GET uri` from `client`; URI host `alpha` means virtnet host `α`.
-/// Returns the status and the body.
-pub async fn http_get(client: Arc<dyn Networker>, uri: &str) -> io::Result<(u16, String)> {
-    let connector = Connector::new(client).alias("alpha", "α");
+/// The URI host that stands for the server's address: URI hosts are ASCII,
+/// virtnet hosts (`α`) need not be, so the connector maps this one to the
+/// server's host.
+const SERVER: &str = "server";
+
+/// A connector from `client` on which URI host `server` means the host of
+/// `server` (`α`, `127.0.0.1`, `::1`: the connector brackets it as needed).
+fn connector(client: Arc<dyn Networker>, server: &Addr) -> Connector {
+    Connector::new(client).alias(SERVER, server.host())
+}
+
+/// `http://server:<port><path>`: `path` on `server`, with its URI host the
+/// alias [`connector`] maps to `server`'s host. (A URI port is at most
+/// 65535; a virtnet port above that cannot be reached this way.)
+fn server_uri(server: &Addr, path: &str) -> String {
+    format!("http://{SERVER}:{}{path}", server.port())
+}
+
+/// `GET path` from `client` to `server` (a listener's
+/// [`local_addr`](Listener::local_addr): `α:80` on pipenet or lonet,
+/// `127.0.0.1:43121` on TCP). Returns the status and the body.
+pub async fn http_get(
+    client: Arc<dyn Networker>,
+    server: &Addr,
+    path: &str,
+) -> io::Result<(u16, String)> {
+    let connector = connector(client, server);
     let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(connector);
-    let uri = uri
+    let uri = server_uri(server, path)
         .parse()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let response = client.get(uri).await.map_err(io::Error::other)?;
@@ -78,9 +102,11 @@ pub async fn http_get(client: Arc<dyn Networker>, uri: &str) -> io::Result<(u16,
 /// let net = pipenet::Network::new("grpcdoc");
 /// let alpha = net.new_host("α").await?;
 /// let beta = net.new_host("β").await?;
-/// let (_reporter, server) = serve_health(alpha.listen(":50051").await?);
+/// let listener = alpha.listen(":50051").await?;
+/// let addr = listener.local_addr().clone(); // α:50051
+/// let (_reporter, server) = serve_health(listener);
 ///
-/// let mut client = HealthClient::new(grpc_channel(Arc::new(beta), 50051).await?);
+/// let mut client = HealthClient::new(grpc_channel(Arc::new(beta), &addr).await?);
 /// let reply = client.check(HealthCheckRequest { service: String::new() }).await?;
 /// assert_eq!(reply.get_ref().status, 1); // SERVING
 ///
@@ -102,12 +128,13 @@ pub fn serve_health(
     (reporter, tokio::spawn(server))
 }
 
-/// A gRPC channel from `client` to `α:port`.
+/// A gRPC channel from `client` to `server` (a listener's
+/// [`local_addr`](Listener::local_addr), on any network).
 pub async fn grpc_channel(
     client: Arc<dyn Networker>,
-    port: u16,
+    server: &Addr,
 ) -> Result<Channel, tonic::transport::Error> {
-    Endpoint::from_shared(format!("http://alpha:{port}"))?
-        .connect_with_connector(Connector::new(client).alias("alpha", "α"))
+    Endpoint::from_shared(server_uri(server, ""))?
+        .connect_with_connector(connector(client, server))
         .await
 }

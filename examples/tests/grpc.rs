@@ -1,6 +1,7 @@
 //! tonic over virtnet: the gRPC health service, unary (`Check`) and
-//! streaming (`Watch`) calls, on pipenet, on lonet, and on lonet across two
-//! processes (this test binary re-runs itself as the server process).
+//! streaming (`Watch`) calls, on pipenet, on lonet, on lonet across two
+//! processes (this test binary re-runs itself as the server process), and
+//! on the OS's TCP network.
 
 use std::sync::Arc;
 
@@ -9,8 +10,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tonic_health::pb::health_check_response::ServingStatus as Status;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
+use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
-use virtnet_core::SubNetwork;
+use virtnet_core::tcp::TcpNetworker;
+use virtnet_core::{Addr, Networker, SubNetwork};
 use virtnet_examples::{grpc_channel, serve_health};
 
 fn request(service: &str) -> HealthCheckRequest {
@@ -19,16 +22,14 @@ fn request(service: &str) -> HealthCheckRequest {
     }
 }
 
-/// Unary and streaming calls from β to the health service on α:50051.
-async fn health_calls(net: &SubNetwork) {
-    let alpha = net.new_host("α").await.unwrap();
-    let beta = net.new_host("β").await.unwrap();
-    let (reporter, server) = serve_health(alpha.listen(":50051").await.unwrap());
+/// Unary and streaming calls from `client` to the health service at
+/// `server`, whose statuses `reporter` sets.
+async fn check_and_watch(client: Arc<dyn Networker>, server: &Addr, reporter: &HealthReporter) {
     reporter
         .set_service_status("orders", ServingStatus::Serving)
         .await;
 
-    let mut client = HealthClient::new(grpc_channel(Arc::new(beta), 50051).await.unwrap());
+    let mut client = HealthClient::new(grpc_channel(client, server).await.unwrap());
     let reply = client.check(request("")).await.unwrap();
     assert_eq!(reply.get_ref().status(), Status::Serving);
     let unknown = client.check(request("nope")).await.unwrap_err();
@@ -46,7 +47,18 @@ async fn health_calls(net: &SubNetwork) {
         watch.next().await.unwrap().unwrap().status(),
         Status::NotServing
     );
-    drop((watch, client));
+}
+
+/// Unary and streaming calls from β to the health service on α:50051.
+async fn health_calls(net: &SubNetwork) {
+    let alpha = net.new_host("α").await.unwrap();
+    let beta = net.new_host("β").await.unwrap();
+    let listener = alpha.listen(":50051").await.unwrap();
+    let addr = listener.local_addr().clone();
+    assert_eq!(addr.to_string(), "α:50051");
+    let (reporter, server) = serve_health(listener);
+
+    check_and_watch(Arc::new(beta), &addr, &reporter).await;
 
     alpha.close().await.unwrap();
     server.await.unwrap().expect("server ends cleanly");
@@ -69,6 +81,21 @@ async fn grpc_on_lonet() {
             .unwrap(),
     )
     .await;
+}
+
+/// The server on a real TCP port the OS picks; closing its listener ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_on_tcp() {
+    let listener = TcpNetworker::new().listen("").await.unwrap();
+    let addr = listener.local_addr().clone();
+    assert!(addr.to_string().starts_with("127.0.0.1:"), "{addr}");
+    let closer = listener.closer();
+    let (reporter, server) = serve_health(listener);
+
+    check_and_watch(Arc::new(TcpNetworker::new()), &addr, &reporter).await;
+
+    closer.close();
+    server.await.unwrap().expect("server ends cleanly");
 }
 
 /// The server (host α) in a child process, the client (host β) here.
@@ -105,7 +132,8 @@ async fn grpc_on_lonet_across_processes() {
         .await
         .unwrap();
     let beta = net.new_host("β").await.unwrap();
-    let mut client = HealthClient::new(grpc_channel(Arc::new(beta), 50051).await.unwrap());
+    let alpha = Addr::new(net.network(), "α", 50051);
+    let mut client = HealthClient::new(grpc_channel(Arc::new(beta), &alpha).await.unwrap());
     assert_eq!(
         client.check(request("")).await.unwrap().get_ref().status(),
         Status::Serving
