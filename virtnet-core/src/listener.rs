@@ -103,7 +103,7 @@ impl Listener {
     ///
     /// While it waits, the task running it may take in arriving connections
     /// for the whole subnetwork itself (lonet does, see
-    /// [`Engine::accept_driver`](crate::Engine::accept_driver)), so keep
+    /// [`Engine::accept_driver`](crate::engine::Engine::accept_driver)), so keep
     /// polling a pending accept or drop it: a pending accept that is kept
     /// but not polled delays the subnetwork's other arrivals until it is.
     pub async fn accept(&self) -> io::Result<Conn> {

@@ -1,6 +1,6 @@
 //! Event traces: what happened on the network, in order, for tests to assert.
 //!
-//! Wrap any [`Networker`] with [`Trace::wrap`]; the wrapper records listen,
+//! Wrap any [`Networker`](crate::Networker) with [`Trace::wrap`]; the wrapper records listen,
 //! dial attempts and their outcome, accepts, every write (with its bytes),
 //! shutdowns and closes, as typed [`Event`]s. Compare them with an expected
 //! list, or send them as JSON lines to a file ([`Trace::json_lines`]) so that
