@@ -138,3 +138,9 @@ pub async fn grpc_channel(
         .connect_with_connector(connector(client, server))
         .await
 }
+
+/// The README's examples, compiled and run as doc tests (this crate has
+/// every dependency they name).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

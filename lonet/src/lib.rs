@@ -70,8 +70,9 @@ use registry_sqlite::SqliteRegistry;
 
 pub use engine::LoconnectError;
 pub use virtnet_core::{
-    integrations, tcp, trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener, ListenerCloser, Networker,
-    OpError, Registry, RegistryCause, RegistryError, SubNetwork, VirtError,
+    integrations, tcp, trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener,
+    ListenerCloser, Networker, OpError, Registry, RegistryCause, RegistryError, SubNetwork,
+    VirtError,
 };
 
 /// How long an acceptor waits for a dialer's request line by default.

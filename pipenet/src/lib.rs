@@ -55,8 +55,9 @@ use std::sync::Arc;
 
 pub use registry::RamRegistry;
 pub use virtnet_core::{
-    integrations, tcp, trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener, ListenerCloser, Networker,
-    OpError, Registry, RegistryCause, RegistryError, SubNetwork, VirtError,
+    integrations, tcp, trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener,
+    ListenerCloser, Networker, OpError, Registry, RegistryCause, RegistryError, SubNetwork,
+    VirtError,
 };
 
 /// The default buffer size of each direction of a connection: 256 KiB, big
