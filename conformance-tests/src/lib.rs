@@ -209,10 +209,7 @@ pub async fn run_with_timeout(
     fixture: Fixture,
     timeout: Duration,
 ) -> Result<(), Failure> {
-    match scenario(name) {
-        Some(scenario) => run_scenario(name, timeout, scenario(fixture)).await,
-        None => Err(Failure::new(name, FailureKind::UnknownScenario)),
-    }
+    run::run_found(name, timeout, scenario(name), fixture).await
 }
 
 /// One test of [`network_suite!`]: makes the fixture, runs the scenario,
@@ -223,13 +220,7 @@ pub async fn __network_case<X: Into<Fixture>>(
     timeout: Duration,
     fixture: impl Future<Output = X>,
 ) {
-    let outcome = match run::make_fixture(name, timeout, fixture).await {
-        Ok(fixture) => run_with_timeout(name, fixture.into(), timeout).await,
-        Err(failure) => Err(failure),
-    };
-    if let Err(failure) = outcome {
-        panic!("{failure}");
-    }
+    run::case(name, timeout, fixture, scenario(name)).await
 }
 
 scenarios!($

@@ -41,9 +41,9 @@ use futures::{poll, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use virtnet_core::{Conn, Listener, Networker, VirtError};
 
-use crate::run::{self, run_scenario, timeout};
+use crate::run::{self, timeout};
 use crate::waiting::{spawn, step, WaitingFor};
-use crate::{Failure, FailureKind};
+use crate::Failure;
 
 /// What a networker scenario runs on: two access points, where `b` can dial
 /// what `a` listens on and the other way round, plus anything that must
@@ -603,10 +603,7 @@ pub async fn run_with_timeout(
     fixture: Fixture,
     timeout: Duration,
 ) -> Result<(), Failure> {
-    match scenario(name) {
-        Some(scenario) => run_scenario(name, timeout, scenario(fixture)).await,
-        None => Err(Failure::new(name, FailureKind::UnknownScenario)),
-    }
+    run::run_found(name, timeout, scenario(name), fixture).await
 }
 
 /// One test of [`networker_suite!`](crate::networker_suite).
@@ -616,11 +613,5 @@ pub async fn __case<X: Into<Fixture>>(
     timeout: Duration,
     fixture: impl Future<Output = X>,
 ) {
-    let outcome = match run::make_fixture(name, timeout, fixture).await {
-        Ok(fixture) => run_with_timeout(name, fixture.into(), timeout).await,
-        Err(failure) => Err(failure),
-    };
-    if let Err(failure) = outcome {
-        panic!("{failure}");
-    }
+    run::case(name, timeout, fixture, scenario(name)).await
 }

@@ -8,6 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use crate::waiting::{self, Waits};
@@ -214,6 +215,36 @@ where
             task.abort();
             Err(failure)
         }
+    }
+}
+
+/// Runs `scenario`, the one called `name` if there is one, on `fixture`.
+pub(crate) async fn run_found<F>(
+    name: &str,
+    timeout: Duration,
+    scenario: Option<fn(F) -> BoxFuture<'static, ()>>,
+    fixture: F,
+) -> Result<(), Failure> {
+    match scenario {
+        Some(scenario) => run_scenario(name, timeout, scenario(fixture)).await,
+        None => Err(Failure::new(name, FailureKind::UnknownScenario)),
+    }
+}
+
+/// One generated test: makes the fixture, runs the scenario, panics with
+/// the failure.
+pub(crate) async fn case<F, X: Into<F>>(
+    name: &str,
+    timeout: Duration,
+    fixture: impl Future<Output = X>,
+    scenario: Option<fn(F) -> BoxFuture<'static, ()>>,
+) {
+    let outcome = match make_fixture(name, timeout, fixture).await {
+        Ok(fixture) => run_found(name, timeout, scenario, fixture.into()).await,
+        Err(failure) => Err(failure),
+    };
+    if let Err(failure) = outcome {
+        panic!("{failure}");
     }
 }
 
