@@ -14,6 +14,7 @@
 //! - `tcp`: raw TCP connect + accept in one task ([`benches::dial_tcp`]);
 //! - `tcp-line`: the same plus a request line and a reply line, as lonet's
 //!   handshake sends them ([`benches::dial_tcp_line`]);
+//! - `pipenet`: two pipenet hosts ([`benches::dial_pipenet`]);
 //! - `lonet`, `lonet-ram`: lonet, two hosts in this process (SQLite or
 //!   in-memory registry);
 //! - `lonet-remote`: lonet with the dialer in a child process (this binary
@@ -24,7 +25,8 @@
 use std::process::ExitCode;
 
 use benches::{
-    dial_lonet, dial_lonet_remote, dial_tcp, dial_tcp_line, dial_tcp_line_remote, run_on, Flavor,
+    dial_lonet, dial_lonet_remote, dial_pipenet, dial_tcp, dial_tcp_line, dial_tcp_line_remote,
+    run_on, Flavor,
 };
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
     let samples = match contender.as_str() {
         "tcp" => run_on(flavor, move || dial_tcp(0, n)),
         "tcp-line" => run_on(flavor, move || dial_tcp_line(0, n)),
+        "pipenet" => run_on(flavor, move || dial_pipenet(0, n)),
         "lonet" => run_on(flavor, move || dial_lonet(root, false, 0, n)),
         "lonet-ram" => run_on(flavor, move || dial_lonet(root, true, 0, n)),
         "lonet-remote" => run_on(flavor, move || dial_lonet_remote(root, flavor, 0, n)),

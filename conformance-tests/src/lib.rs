@@ -234,6 +234,7 @@ scenarios!($
     duplicate_host,
     host_names_an_address_can_reach,
     dropped_host_leaves,
+    dropping_everything_releases_the_network,
     host_close_interrupts,
     subnetwork_close,
     listener_close,

@@ -408,6 +408,29 @@ pub async fn dropped_host_leaves(fx: Fixture) {
     close_net(&fx).await;
 }
 
+/// Dropping the last handle of everything (the subnetwork, its hosts, a
+/// listener, both ends of a connection) without closing anything releases
+/// the network: its hosts leave the registry.
+pub async fn dropping_everything_releases_the_network(fx: Fixture) {
+    let Fixture { net, keep } = fx;
+    let registry = net.registry().clone();
+    let fx = Fixture::new(net);
+    let (a, b) = hosts(&fx).await;
+    let l = a.listen(":1").waiting_for("listen α:1").await.unwrap();
+    let (c, s) = connect(&b, "α:1", &l).await;
+    drop((fx, s, a, l, c, b));
+    for host in ["α", "β"] {
+        async {
+            while registry.query(host).await.is_ok() {
+                tokio::task::yield_now().await;
+            }
+        }
+        .waiting_for(format!("{host} to leave the registry"))
+        .await;
+    }
+    drop(keep);
+}
+
 /// Blocks an accept (on α:1), a read (on α:2) and a write (on α:3) on host
 /// `a`, each in a task of its own (so the close must wake each, not only
 /// make a later poll fail), runs `close` (described by `closing`), and

@@ -23,65 +23,84 @@ pub(crate) enum Socket {
 
 /// The sockets of one host, indexed by port.
 ///
-/// Memory follows what is in use, never the port numbers: a listener on
-/// port 4294967295 costs one entry.
+/// Ports from 1 up are kept densely, as autobind allocates them; a port
+/// bound far beyond them (more than [`FAR`] past the dense range) is kept
+/// apart, so memory follows the ports in use, never their numbers: a
+/// listener on port 4294967295 costs one entry.
+#[derive(Default)]
 pub(crate) struct SocketTable {
-    /// The occupied ports.
-    slots: BTreeMap<u32, Socket>,
-    /// Every port below `dense_end` is occupied or in `holes`; none at or
-    /// above it is in `holes`.
-    dense_end: u32,
-    /// Free ports below `dense_end`.
+    /// `slots[i]` is port `i + 1`.
+    slots: Vec<Option<Socket>>,
+    /// Free ports below `slots.len() + 1`.
     holes: BTreeSet<u32>,
+    /// Ports above `slots.len()`, bound explicitly.
+    far: BTreeMap<u32, Socket>,
 }
 
-impl Default for SocketTable {
-    fn default() -> SocketTable {
-        SocketTable {
-            slots: BTreeMap::new(),
-            dense_end: 1,
-            holes: BTreeSet::new(),
-        }
-    }
-}
+/// How far past the dense range a bound port may lie and still extend it.
+const FAR: u32 = 4096;
 
 impl SocketTable {
     /// Takes the lowest free port.
     pub(crate) fn alloc(&mut self, socket: Socket) -> Option<u32> {
-        let port = match self.holes.pop_first() {
-            Some(port) => port,
-            None => {
-                // Past ports bound explicitly beyond the dense range.
-                while self.slots.contains_key(&self.dense_end) {
-                    self.dense_end = self.dense_end.checked_add(1)?;
+        if let Some(port) = self.holes.pop_first() {
+            self.slots[idx(port)] = Some(socket);
+            return Some(port);
+        }
+        loop {
+            let port = u32::try_from(self.slots.len() + 1).ok()?;
+            match self.far.remove(&port) {
+                // Bound explicitly: it joins the dense range, taken.
+                Some(bound) => self.slots.push(Some(bound)),
+                None => {
+                    self.slots.push(Some(socket));
+                    return Some(port);
                 }
-                let port = self.dense_end;
-                self.dense_end = self.dense_end.checked_add(1)?;
-                port
             }
-        };
-        self.slots.insert(port, socket);
-        Some(port)
+        }
     }
 
     /// Takes `port` (not 0); gives the socket back if it is in use.
     pub(crate) fn bind(&mut self, port: u32, socket: Socket) -> Result<(), Socket> {
-        if port == 0 || self.slots.contains_key(&port) {
+        let (i, end) = (idx(port), self.end());
+        if port == 0 || self.get(port).is_some() {
             return Err(socket);
         }
-        self.holes.remove(&port);
-        self.slots.insert(port, socket);
+        if i < self.slots.len() {
+            self.holes.remove(&port);
+        } else if port - end < FAR {
+            self.slots.resize_with(i + 1, || None);
+            for p in end..port {
+                match self.far.remove(&p) {
+                    Some(bound) => self.slots[idx(p)] = Some(bound),
+                    None => {
+                        self.holes.insert(p);
+                    }
+                }
+            }
+        } else {
+            self.far.insert(port, socket);
+            return Ok(());
+        }
+        self.slots[i] = Some(socket);
         Ok(())
     }
 
     /// The socket on `port`.
     pub(crate) fn get(&self, port: u32) -> Option<&Socket> {
-        self.slots.get(&port)
+        match self.slots.get(idx(port)) {
+            Some(slot) => slot.as_ref(),
+            None => self.far.get(&port),
+        }
     }
 
     /// Replaces the socket on an occupied `port`; false if the port is free.
     pub(crate) fn replace(&mut self, port: u32, socket: Socket) -> bool {
-        match self.slots.get_mut(&port) {
+        let slot = match self.slots.get_mut(idx(port)) {
+            Some(slot) => slot.as_mut(),
+            None => self.far.get_mut(&port),
+        };
+        match slot {
             Some(slot) => {
                 *slot = socket;
                 true
@@ -92,14 +111,14 @@ impl SocketTable {
 
     /// Frees `port`, returning what was there.
     pub(crate) fn free(&mut self, port: u32) -> Option<Socket> {
-        let socket = self.slots.remove(&port)?;
-        if port < self.dense_end {
-            self.holes.insert(port);
-            // Free ports at the end of the dense range leave it.
-            while self.holes.last() == Some(&(self.dense_end - 1)) {
-                self.holes.pop_last();
-                self.dense_end -= 1;
-            }
+        let Some(slot) = self.slots.get_mut(idx(port)) else {
+            return self.far.remove(&port);
+        };
+        let socket = slot.take()?;
+        self.holes.insert(port);
+        while matches!(self.slots.last(), Some(None)) {
+            self.holes.remove(&(self.slots.len() as u32));
+            self.slots.pop();
         }
         Some(socket)
     }
@@ -107,9 +126,19 @@ impl SocketTable {
     /// Empties the table, returning every socket.
     pub(crate) fn drain(&mut self) -> Vec<Socket> {
         self.holes.clear();
-        self.dense_end = 1;
-        std::mem::take(&mut self.slots).into_values().collect()
+        let far = std::mem::take(&mut self.far).into_values();
+        self.slots.drain(..).flatten().chain(far).collect()
     }
+
+    /// The first port past the dense range.
+    fn end(&self) -> u32 {
+        self.slots.len() as u32 + 1
+    }
+}
+
+fn idx(port: u32) -> usize {
+    // Port 0 maps past any real slot, so it is never found or freed.
+    (port as usize).wrapping_sub(1)
 }
 
 #[cfg(test)]
@@ -135,7 +164,6 @@ mod tests {
         // trailing free ports are trimmed; holes stay consistent
         assert_eq!(t.slots.len(), 6);
         assert!(t.holes.is_empty());
-        assert_eq!(t.dense_end, 7);
         assert_eq!(t.alloc(Socket::Reserved), Some(7));
         assert!(t.free(0).is_none());
         assert!(t.get(0).is_none());
@@ -154,10 +182,21 @@ mod tests {
         assert!(t.bind(3, Socket::Reserved).is_ok());
         assert_eq!(t.alloc(Socket::Reserved), Some(2));
         assert_eq!(t.alloc(Socket::Reserved), Some(4));
-        assert_eq!((t.slots.len(), t.holes.len()), (6, 0));
+        assert_eq!((t.slots.len(), t.far.len(), t.holes.len()), (4, 2, 0));
         assert!(t.free(u32::MAX).is_some());
         assert!(t.free(3).is_some());
         assert_eq!(t.alloc(Socket::Reserved), Some(3));
-        assert_eq!(t.slots.len(), 5);
+        assert!(t.get(u32::MAX - 1).is_some() && t.get(u32::MAX).is_none());
+        // a port bound a little past the dense range joins it when
+        // autobind reaches it, and is skipped
+        assert!(t.bind(4 + FAR + 1, Socket::Reserved).is_ok());
+        assert!(t.bind(4 + FAR + 1, Socket::Reserved).is_err());
+        assert!(t.bind(7, Socket::Reserved).is_ok());
+        assert_eq!(t.alloc(Socket::Reserved), Some(5));
+        assert_eq!(t.alloc(Socket::Reserved), Some(6));
+        assert_eq!(t.alloc(Socket::Reserved), Some(8));
+        assert!(t.replace(4 + FAR + 1, Socket::Reserved));
+        assert_eq!(t.drain().len(), 10);
+        assert!(t.far.is_empty());
     }
 }
