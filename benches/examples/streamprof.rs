@@ -1,6 +1,6 @@
 //! One stream of the report's throughput measure (64 KiB writes, one
 //! connection) in a process of its own, for profilers and for runs that do
-//! not share a process: `streamprof tcp|lonet MIB multi|current`; prints
+//! not share a process: `streamprof tcp|lonet|pipenet|duplex MIB multi|current`; prints
 //! GB/s on stderr.
 //!
 //! ```text
@@ -15,14 +15,16 @@ use benches::{run_on, stream, Flavor, Kind, MIB};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [kind, mib, flavor] = args.as_slice() else {
-        eprintln!("usage: streamprof tcp|lonet MIB multi|current");
+        eprintln!("usage: streamprof tcp|lonet|pipenet|duplex MIB multi|current");
         return ExitCode::from(2);
     };
     let (kind, name) = match kind.as_str() {
         "tcp" => (Kind::Tcp, "tcp"),
         "lonet" => (Kind::Lonet, "lonet"),
+        "pipenet" => (Kind::Pipenet, "pipenet"),
+        "duplex" => (Kind::Duplex(256 * 1024), "duplex"),
         _ => {
-            eprintln!("streamprof: contender is tcp or lonet");
+            eprintln!("streamprof: contender is tcp, lonet, pipenet or duplex");
             return ExitCode::from(2);
         }
     };
