@@ -225,6 +225,44 @@ pub async fn megabyte_each_way(fx: Fixture) {
     close_both(&fx).await;
 }
 
+/// When the peer's end is dropped, reads see end of stream and writes soon
+/// fail with `broken pipe` or `connection reset`, worded the same on every
+/// network: `write <net> <local>-><peer>: broken pipe`, without an OS error
+/// number.
+pub async fn peer_dropped(fx: Fixture) {
+    let l = listen(&*fx.a).await;
+    let (mut c, s) = connect(&*fx.b, &l).await;
+    drop(s);
+    let mut buf = [0; 8];
+    let n = c
+        .read(&mut buf)
+        .waiting_for("read end of stream from the dropped peer")
+        .await
+        .expect("end of stream");
+    assert_eq!(n, 0);
+    // TCP may take a write or two before the peer's reset arrives.
+    let err = async {
+        loop {
+            match c.write_all(&[0; 1024]).await {
+                Err(e) => break e,
+                Ok(()) => tokio::task::yield_now().await,
+            }
+        }
+    }
+    .waiting_for("a write to the dropped peer to fail")
+    .await;
+    let (net, local, peer) = (c.local_addr().network(), c.local_addr(), c.peer_addr());
+    let expected = match err.kind() {
+        io::ErrorKind::BrokenPipe => "broken pipe",
+        io::ErrorKind::ConnectionReset => "connection reset",
+        other => panic!("write to a dropped peer failed with {other:?}: {err}"),
+    };
+    assert_eq!(
+        err.to_string(),
+        format!("write {net} {local}->{peer}: {expected}")
+    );
+}
+
 /// Half-close in each direction: the peer reads end of stream and can still
 /// write back.
 pub async fn half_close(fx: Fixture) {
@@ -582,6 +620,7 @@ scenarios!($
     ping_pong_both_ways,
     megabyte_each_way,
     half_close,
+    peer_dropped,
     listener_close,
     dial_without_listener,
     dropped_accept_leaks_nothing,

@@ -399,6 +399,18 @@ async fn hosts_says_a_killed_listener_does_not_answer() {
     assert!(alpha.contains("\tdoes not answer"), "{alpha:?}");
     let ls = root.run(&["ls"], b"").await;
     assert_eq!(ls.stdout, "NETWORK\tHOSTS\nkilled\t1\n");
+
+    // Dialing the dead host is a refusal, with its exit code, in the words
+    // every network uses (no OS error number).
+    let dial = root.run(&["dial", "killed", "β", "α:3"], b"").await;
+    dial.expect(6);
+    assert!(
+        dial.stderr
+            .contains("dial lonetkilled β:1->α:3: loconnect 127.0.0.1:"),
+        "{dial:?}"
+    );
+    assert!(dial.stderr.contains(": connection refused"), "{dial:?}");
+    assert!(!dial.stderr.contains("os error"), "{dial:?}");
 }
 
 #[tokio::test]
