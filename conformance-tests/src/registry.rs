@@ -37,9 +37,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 use virtnet_core::{async_trait, Registry, RegistryCause, RegistryError};
+
+use crate::Failure;
 
 /// A registry store under test: every [`open`](Self::open) returns a new
 /// handle on the same store, as every process of a network opens the same
@@ -437,33 +443,97 @@ macro_rules! scenarios {
         /// The names of all registry scenarios, in the order they are listed.
         pub const SCENARIOS: &[&str] = &[$(stringify!($name)),*];
 
-        /// Runs the registry scenario called `name` on `store`; false if
-        /// there is no such scenario.
-        pub async fn run(name: &str, store: &dyn RegistryStore) -> bool {
+        /// The registry scenario called `name`, as a function.
+        fn scenario(name: &str) -> Option<fn(Arc<dyn RegistryStore>) -> BoxFuture<'static, ()>> {
             match name {
-                $(stringify!($name) => $name(store).await,)*
-                _ => return false,
+                $(stringify!($name) => Some(|store| Box::pin(async move { $name(&*store).await })),)*
+                _ => None,
             }
-            true
         }
 
-        /// Expands into one `#[tokio::test]` per registry scenario, each
+        /// Expands into two `#[tokio::test]`s per registry scenario, on a
+        /// current-thread and on a multi-thread runtime (modules
+        /// `registry_current_thread` and `registry_multi_thread`), each
         /// calling `$factory()` (an async closure or function returning a
         /// [`RegistryStore`](crate::registry::RegistryStore)) for a fresh,
-        /// empty store.
+        /// empty store and running the scenario with
+        /// [`run_with_timeout`](crate::registry::run_with_timeout).
+        ///
+        /// `registry_suite!(factory, timeout = Duration::from_secs(N))` sets
+        /// the timeout, as for [`network_suite!`](crate::network_suite).
         #[macro_export]
         macro_rules! registry_suite {
-            ($d factory:expr) => {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        let store = ($d factory)().await;
-                        $crate::registry::$name(&store).await;
-                    }
-                )*
+            (@suite $d factory:expr, $d timeout:expr) => {
+                async fn __virtnet_registry_store() -> impl $crate::registry::RegistryStore + 'static {
+                    ($d factory)().await
+                }
+                fn __virtnet_registry_timeout() -> ::std::time::Duration {
+                    $crate::suite_timeout($d timeout)
+                }
+                /// The registry scenarios on a current-thread runtime.
+                mod registry_current_thread {
+                    $(
+                        #[tokio::test(flavor = "current_thread")]
+                        async fn $name() {
+                            $crate::registry::__case(
+                                stringify!($name),
+                                super::__virtnet_registry_timeout(),
+                                super::__virtnet_registry_store(),
+                            ).await;
+                        }
+                    )*
+                }
+                /// The registry scenarios on a multi-thread runtime.
+                mod registry_multi_thread {
+                    $(
+                        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                        async fn $name() {
+                            $crate::registry::__case(
+                                stringify!($name),
+                                super::__virtnet_registry_timeout(),
+                                super::__virtnet_registry_store(),
+                            ).await;
+                        }
+                    )*
+                }
+            };
+            ($d factory:expr, timeout = $d timeout:expr $d(,)?) => {
+                $crate::registry_suite!(@suite $d factory, ::core::option::Option::Some($d timeout));
+            };
+            ($d factory:expr $d(,)?) => {
+                $crate::registry_suite!(@suite $d factory, ::core::option::Option::None);
             };
         }
     };
+}
+
+/// Runs the registry scenario called `name` on `store`, with the
+/// [`timeout`](crate::timeout) of the environment or
+/// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT), in a task of its own (see
+/// [`crate::run`]).
+pub async fn run(name: &str, store: impl RegistryStore + 'static) -> Result<(), Failure> {
+    run_with_timeout(name, store, crate::timeout()).await
+}
+
+/// [`run`] with at most `timeout` for the scenario.
+pub async fn run_with_timeout(
+    name: &str,
+    store: impl RegistryStore + 'static,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let store: Arc<dyn RegistryStore> = Arc::new(store);
+    crate::run::run_found(name, timeout, scenario(name), store).await
+}
+
+/// One test of [`registry_suite!`](crate::registry_suite).
+#[doc(hidden)]
+pub async fn __case<S: RegistryStore + 'static>(
+    name: &str,
+    timeout: Duration,
+    store: impl Future<Output = S>,
+) {
+    let to_dyn = async { Arc::new(store.await) as Arc<dyn RegistryStore> };
+    crate::run::case(name, timeout, to_dyn, scenario(name)).await
 }
 
 scenarios!($

@@ -25,9 +25,17 @@ conformance_tests::registry_suite!(fresh);
 #[tokio::test]
 async fn run_by_name_knows_every_scenario() {
     for name in registry::SCENARIOS {
-        assert!(registry::run(name, &fresh().await).await, "{name}");
+        if let Err(failure) = registry::run(name, fresh().await).await {
+            panic!("{failure}");
+        }
     }
-    assert!(!registry::run("no_such_scenario", &fresh().await).await);
+    let failure = registry::run("no_such_scenario", fresh().await)
+        .await
+        .expect_err("an unknown scenario");
+    assert_eq!(
+        failure.kind(),
+        &conformance_tests::FailureKind::UnknownScenario
+    );
 }
 
 /// A registry that breaks one rule, to show the suite notices.
@@ -90,10 +98,10 @@ async fn the_suite_catches_broken_registries() {
         ("close", "close_then_down"),
     ] {
         let store = BrokenStore(RamRegistry::new("broken"), rule);
-        let run = tokio::spawn(async move { registry::run(scenario, &store).await });
-        let err = run
+        let failure = registry::run(scenario, store)
             .await
             .expect_err(&format!("{scenario} passed a registry that breaks {rule}"));
-        assert!(err.is_panic(), "{scenario}: {err}");
+        assert_eq!(failure.scenario(), scenario);
+        assert!(failure.panic_message().is_some(), "{failure}");
     }
 }
