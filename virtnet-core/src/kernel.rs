@@ -58,15 +58,14 @@ struct Leaving {
 }
 
 impl Leaving {
-    /// Runs `task` in the background, counted until it ends.
+    /// Runs `task` in the background, counted until it ends or is dropped
+    /// (a runtime shutting down drops its tasks unpolled).
     fn spawn(self: &Arc<Self>, task: impl Future<Output = ()> + Send + 'static) {
         self.count.fetch_add(1, Ordering::AcqRel);
-        let leaving = self.clone();
+        let counted = Counted(self.clone());
         run_in_background(async move {
+            let _counted = counted;
             task.await;
-            if leaving.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-                leaving.done.notify_waiters();
-            }
         });
     }
 
@@ -80,6 +79,17 @@ impl Leaving {
                 return;
             }
             done.await;
+        }
+    }
+}
+
+/// One counted removal; uncounted when dropped.
+struct Counted(Arc<Leaving>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.done.notify_waiters();
         }
     }
 }
