@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::conn::Conn;
 use crate::kernel::HostCore;
 use crate::listener::Listener;
-use crate::subnet::SubNetwork;
+use crate::networker::Networker;
 use crate::{Addr, OpError, VirtError};
 
 /// A host on a virtual network: dial from it, listen on it.
@@ -32,11 +32,6 @@ impl Host {
     /// The full name of the network.
     pub fn network(&self) -> &str {
         &self.0.net.network
-    }
-
-    /// The subnetwork this host lives on.
-    pub fn subnetwork(&self) -> SubNetwork {
-        SubNetwork(self.0.net.clone())
     }
 
     /// Whether the host (or its subnetwork) is closed.
@@ -147,7 +142,7 @@ impl Host {
         tracing::debug!(network = %h.net.network, host = %h.name, "virtnet: host closed");
         h.leave().await;
         if h.net.auto_close_due() {
-            SubNetwork(h.net.clone()).close().await?;
+            h.net.close().await?;
         }
         Ok(())
     }
@@ -161,6 +156,29 @@ impl Host {
         } else {
             a
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl Networker for Host {
+    fn network(&self) -> &str {
+        Host::network(self)
+    }
+
+    fn name(&self) -> &str {
+        Host::name(self)
+    }
+
+    async fn dial(&self, addr: &str) -> io::Result<Conn> {
+        Host::dial(self, addr).await
+    }
+
+    async fn listen(&self, laddr: &str) -> io::Result<Listener> {
+        Host::listen(self, laddr).await
+    }
+
+    async fn close(&self) -> io::Result<()> {
+        Host::close(self).await
     }
 }
 

@@ -112,9 +112,23 @@ impl NetCore {
         }
     }
 
-    /// Waits until the registry entries of dropped hosts are removed.
-    pub(crate) async fn hosts_left(&self) {
+    /// Shuts everything down: every host is marked down, then their
+    /// sockets are shut (see [`shut_all`](Self::shut_all)), their registry
+    /// entries are removed (and those of dropped hosts waited for), and the
+    /// engine and the registry are closed. Idempotent.
+    pub(crate) async fn close(&self) -> io::Result<()> {
+        if !self.down.set(VirtError::NetDown) {
+            return Ok(());
+        }
+        tracing::debug!(network = %self.network, "virtnet: network closed");
+        for host in self.shut_all(VirtError::NetDown) {
+            host.unannounce().await;
+        }
         self.leaving.settled().await;
+        let engine = self.engine.close().await;
+        let registry = self.registry.close().await;
+        engine?;
+        registry.map_err(io::Error::from)
     }
 
     /// The live host `name`, if it exists here.

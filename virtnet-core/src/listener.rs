@@ -13,10 +13,30 @@ use tokio::sync::Notify;
 use crate::conn::Conn;
 use crate::engine::AcceptDriver;
 use crate::kernel::HostCore;
-use crate::networker::ListenSocket;
 use crate::queue::{AcceptQueue, Driving, Popped};
 use crate::trace::{Event, Trace};
 use crate::{lock, Addr, OpError, VirtError};
+
+/// The accepting half of a listener of your own networker, wrapped by
+/// [`Listener::new`].
+///
+/// # Contract
+/// - `poll_accept` is called from the task awaiting
+///   [`Listener::accept`] (or polling the listener as a stream); it must
+///   register `cx` to be woken when a connection may be ready, like tokio's
+///   `TcpListener::poll_accept`. A call racing with `close` may still come;
+///   answer it with `Pending` or an error (the core reports "socket is
+///   down" to the waiting accept either way).
+/// - `close` is called once, from any thread, when the listener is closed
+///   or dropped: free what it listens on. The core itself ends pending
+///   accepts with "socket is down".
+pub trait ListenSocket: Send + Sync + 'static {
+    /// The next connection, made with [`Conn::new`].
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>>;
+
+    /// Stops listening.
+    fn close(&self);
+}
 
 /// A listening socket: on a virtual host, or of a [`Networker`] of your own
 /// ([`Listener::new`]). On a virtual host, accepted connections get a fresh

@@ -7,36 +7,16 @@
 //! [`Listener::new`] (over a [`ListenSocket`]) from it.
 
 use std::io;
-use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 
-use crate::{Conn, Host, Listener};
-
-/// The accepting half of a listener of your own networker, wrapped by
-/// [`Listener::new`].
-///
-/// # Contract
-/// - `poll_accept` is called from the task awaiting
-///   [`Listener::accept`] (or polling the listener as a stream); it must
-///   register `cx` to be woken when a connection may be ready, like tokio's
-///   `TcpListener::poll_accept`. A call racing with `close` may still come;
-///   answer it with `Pending` or an error (the core reports "socket is
-///   down" to the waiting accept either way).
-/// - `close` is called once, from any thread, when the listener is closed
-///   or dropped: free what it listens on. The core itself ends pending
-///   accepts with "socket is down".
-pub trait ListenSocket: Send + Sync + 'static {
-    /// The next connection, made with [`Conn::new`].
-    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Conn>>;
-
-    /// Stops listening.
-    fn close(&self);
-}
+pub use crate::listener::ListenSocket;
+use crate::{Conn, Listener};
 
 /// An access point to a network: dial from it, listen on it.
 ///
-/// Implemented by [`Host`] of every network (pipenet, lonet, your own), and
+/// Implemented by [`Host`](crate::Host) of every virtual network, by
+/// [`TcpNetworker`](crate::tcp::TcpNetworker) (the OS network) and by your own, and
 /// object safe, so code under test can take an `Arc<dyn Networker>` and not
 /// care which network it runs on.
 #[async_trait]
@@ -55,27 +35,4 @@ pub trait Networker: Send + Sync {
 
     /// Closes the access point and everything on it.
     async fn close(&self) -> io::Result<()>;
-}
-
-#[async_trait]
-impl Networker for Host {
-    fn network(&self) -> &str {
-        Host::network(self)
-    }
-
-    fn name(&self) -> &str {
-        Host::name(self)
-    }
-
-    async fn dial(&self, addr: &str) -> io::Result<Conn> {
-        Host::dial(self, addr).await
-    }
-
-    async fn listen(&self, laddr: &str) -> io::Result<Listener> {
-        Host::listen(self, laddr).await
-    }
-
-    async fn close(&self) -> io::Result<()> {
-        Host::close(self).await
-    }
 }

@@ -121,19 +121,14 @@ impl SubNetwork {
     /// is down"), their registry entries are removed where the registry
     /// can, and the engine and the registry are closed. Idempotent.
     pub async fn close(&self) -> io::Result<()> {
-        let net = &self.0;
-        if !net.down.set(VirtError::NetDown) {
-            return Ok(());
-        }
-        tracing::debug!(network = %net.network, "virtnet: network closed");
-        for host in net.shut_all(VirtError::NetDown) {
-            host.unannounce().await;
-        }
-        net.hosts_left().await;
-        let engine = net.engine.close().await;
-        let registry = net.registry.close().await;
-        engine?;
-        registry.map_err(io::Error::from)
+        self.0.close().await
+    }
+}
+
+impl Host {
+    /// The subnetwork this host lives on.
+    pub fn subnetwork(&self) -> SubNetwork {
+        SubNetwork(self.0.net.clone())
     }
 }
 
