@@ -237,7 +237,7 @@ async fn dials_follow_a_host_that_moved() {
 async fn a_burst_of_connections_waits_in_the_os_queue() {
     let root = tempfile::tempdir().unwrap();
     let net = join(root.path(), "burst").await;
-    net.new_host("α").await.unwrap();
+    let _alpha = net.new_host("α").await.unwrap();
     let os_addr: std::net::SocketAddr = net.registry().query("α").await.unwrap().parse().unwrap();
     let peers: Vec<std::net::TcpStream> = (0..1000)
         .map(|i| {
