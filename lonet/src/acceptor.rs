@@ -252,7 +252,8 @@ async fn serve(acceptor: Arc<Acceptor>, mut handoffs: mpsc::UnboundedReceiver<Ha
                     handshakes.spawn(handshake(acceptor.clone(), stream, deadline));
                 }
                 Handoff::Refuse { stream, reply } => {
-                    handshakes.spawn(refuse_and_close(stream, reply));
+                    let deadline = Instant::now() + acceptor.handshake_timeout;
+                    handshakes.spawn(refuse_and_close(stream, reply, deadline));
                 }
             },
             // The watch came back, or checks are to start: look again.
@@ -296,7 +297,7 @@ async fn handshake(acceptor: Arc<Acceptor>, mut stream: TcpStream, deadline: Ins
             match RequestError::from_read_error(&e) {
                 Some(overlong) => {
                     tracing::warn!(%network, ?peer, "lonet: {overlong}");
-                    refuse_and_close(stream, overlong.reply_line(network)).await;
+                    refuse_and_close(stream, overlong.reply_line(network), deadline).await;
                 }
                 None => {
                     tracing::warn!(%network, ?peer, error = %e, "lonet: handshake: reading the request failed");
@@ -306,7 +307,7 @@ async fn handshake(acceptor: Arc<Acceptor>, mut stream: TcpStream, deadline: Ins
         }
     };
     if let Some((stream, reply)) = acceptor.dispatch(stream, &line) {
-        refuse_and_close(stream, reply).await;
+        refuse_and_close(stream, reply, deadline).await;
     }
 }
 
@@ -343,22 +344,30 @@ fn take_line_now(stream: &TcpStream) -> Option<Vec<u8>> {
 }
 
 /// Sends an error reply and closes, reading what the dialer still sends (up
-/// to a limit) so that closing with unread bytes does not reset the
-/// connection and destroy the reply.
-async fn refuse_and_close(mut stream: TcpStream, reply: Vec<u8>) {
+/// to [`DRAIN_LIMIT`] bytes, until `deadline`) so that closing with unread
+/// bytes does not reset the connection and destroy the reply. A dialer
+/// that keeps the connection open holds the socket until `deadline` at the
+/// most.
+async fn refuse_and_close(mut stream: TcpStream, reply: Vec<u8>, deadline: Instant) {
     use tokio::io::AsyncReadExt;
-    if stream.write_all(&reply).await.is_err() || stream.shutdown().await.is_err() {
-        return;
-    }
-    let mut sink = [0; 4096];
-    let mut left: usize = 64 * 1024;
-    while left > 0 {
-        match stream.read(&mut sink).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => left = left.saturating_sub(n),
+    let reply_and_drain = async {
+        if stream.write_all(&reply).await.is_err() || stream.shutdown().await.is_err() {
+            return;
         }
-    }
+        let mut sink = [0; 4096];
+        let mut left = DRAIN_LIMIT;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout_at(deadline, reply_and_drain).await;
 }
+
+/// How much a refused dialer may still send before its socket is closed.
+const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// lonet's [`AcceptDriver`]: takes arrivals off the OS listener in the
 /// accepting task.

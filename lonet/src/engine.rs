@@ -31,6 +31,8 @@ pub(crate) struct LonetEngine {
     /// Where this subnetwork's OS listener accepts (`127.0.0.1:PORT`).
     os_addr: SocketAddr,
     acceptor: Arc<Acceptor>,
+    /// How long a dial waits for the acceptor's reply (connecting included).
+    handshake_timeout: Duration,
     /// The acceptor's serve loop.
     serve: Mutex<Option<JoinHandle<()>>>,
 }
@@ -50,6 +52,7 @@ impl LonetEngine {
             network,
             os_addr,
             acceptor,
+            handshake_timeout,
             serve: Mutex::new(Some(tokio::spawn(serve))),
         }
     }
@@ -88,11 +91,22 @@ impl Engine for LonetEngine {
             ))
         })?;
         let request = handshake::request_line(&self.network, src, dst);
-        let mut stream = connect_and_send(os_addr, &request)
+        let exchange = async {
+            let mut stream = connect_and_send(os_addr, &request).await?;
+            let line = handshake::read_line(&mut stream, MAX_REPLY).await?;
+            Ok::<_, io::Error>((stream, line))
+        };
+        let (stream, line) = tokio::time::timeout(self.handshake_timeout, exchange)
             .await
-            .map_err(os_error)?;
-        let line = handshake::read_line(&mut stream, MAX_REPLY)
-            .await
+            .map_err(|_| {
+                loconnect(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no reply to the dial request within {:?} (the handshake deadline)",
+                        self.handshake_timeout
+                    ),
+                ))
+            })?
             .map_err(os_error)?;
         match handshake::parse_reply(&line, &self.network, dst) {
             Ok(peer) => Ok(Dialed {

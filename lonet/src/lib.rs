@@ -75,7 +75,7 @@ pub use virtnet_core::{
     VirtError,
 };
 
-/// How long an acceptor waits for a dialer's request line by default.
+/// The handshake deadline by default (see [`Builder::handshake_timeout`]).
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Joins network `lonet<name>` (creating it if needed) under the default
@@ -117,8 +117,11 @@ impl Builder {
         self
     }
 
-    /// How long an acceptor waits for a dialer's request line before it drops
-    /// the OS connection (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    /// The handshake deadline (default [`DEFAULT_HANDSHAKE_TIMEOUT`]): how
+    /// long an acceptor waits for a dialer's request line before it drops
+    /// the OS connection, how long a refused dialer may keep the
+    /// connection open, and how long a dial waits to connect and get its
+    /// reply before it fails with [`std::io::ErrorKind::TimedOut`].
     pub fn handshake_timeout(mut self, timeout: Duration) -> Builder {
         self.handshake_timeout = timeout;
         self
