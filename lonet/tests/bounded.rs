@@ -7,7 +7,6 @@
 use std::io;
 use std::time::Duration;
 
-use lonet::Registry;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// A guard against hangs only: no assertion depends on it.
