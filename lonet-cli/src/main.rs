@@ -23,6 +23,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
 
+    /// Show more of what happens on stderr: -v connections and hosts, -vv
+    /// everything (warnings always show; RUST_LOG, if set, decides instead).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -87,6 +92,7 @@ mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    show_events(cli.verbose);
     let root = cli.root.unwrap_or_else(lonet::dirs::default_root);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -117,6 +123,25 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
+}
+
+/// Prints the libraries' `tracing` events on stderr: warnings (a peer's
+/// protocol error, a handshake that timed out) always, more with `-v`.
+fn show_events(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
 }
 
 fn fail(e: &io::Error) -> ExitCode {

@@ -169,6 +169,21 @@ impl Proc {
         .await
     }
 
+    /// Reads stderr up to the first line containing `text`; returns it.
+    async fn wait_for_text(&mut self, text: &str) -> String {
+        let what = format!("a stderr line containing {text:?}");
+        guard(&what, async {
+            while let Some(line) = self.stderr.next_line().await.unwrap() {
+                self.log.push(line.clone());
+                if line.contains(text) {
+                    return line;
+                }
+            }
+            panic!("stderr ended without {text:?}: {:?}", self.log);
+        })
+        .await
+    }
+
     /// Writes `data` to stdin in the background, then closes it.
     fn feed(&mut self, data: &[u8]) {
         let mut stdin = self.stdin.take().expect("stdin still open");
@@ -534,4 +549,32 @@ async fn help_describes_every_command() {
         }
     }
     assert!(!root.path().exists(), "--help touched the root");
+}
+
+/// `lonet listen` shows the acceptor's warnings on stderr: a peer's protocol
+/// error names the network; a probe that leaves without a word does not
+/// warn.
+#[tokio::test]
+async fn listen_shows_protocol_errors_on_stderr() {
+    let root = Root::new();
+    let (mut listener, _) = root.listen(&["warn", "α", ":1"]).await;
+    let hosts = root.hosts("warn").await;
+    let os_addr = hosts
+        .line("α\t")
+        .and_then(|l| l.split('\t').nth(1))
+        .expect("α's OS address")
+        .to_owned();
+    let mut peer = tokio::net::TcpStream::connect(&os_addr).await.unwrap();
+    peer.write_all(b"garbage\n").await.unwrap();
+    let line = listener.wait_for_text("protocol error").await;
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("invalid dial request"), "{line}");
+    assert!(line.contains("network=lonetwarn"), "{line}");
+    listener.signal(Signal::TERM);
+    let out = listener.finish().await;
+    out.expect(0);
+    assert!(
+        !out.stderr.contains("reading the request failed"),
+        "{out:?}"
+    );
 }

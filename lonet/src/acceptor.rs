@@ -299,6 +299,11 @@ async fn handshake(acceptor: Arc<Acceptor>, mut stream: TcpStream, deadline: Ins
                     tracing::warn!(%network, ?peer, "lonet: {overlong}");
                     refuse_and_close(stream, overlong.reply_line(network), deadline).await;
                 }
+                // A peer that connects and leaves without a word (a probe,
+                // such as `lonet hosts`) is no protocol error.
+                None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    tracing::debug!(%network, ?peer, "lonet: handshake: the peer left before its request");
+                }
                 None => {
                     tracing::warn!(%network, ?peer, error = %e, "lonet: handshake: reading the request failed");
                 }
