@@ -238,6 +238,7 @@ scenarios!($
     host_close_interrupts,
     subnetwork_close,
     listener_close,
+    listener_backlog,
     listener_stream,
     half_close,
     megabyte_each_way,

@@ -431,6 +431,62 @@ pub async fn dropping_everything_releases_the_network(fx: Fixture) {
     drop(keep);
 }
 
+/// A listener queues at most its backlog of dials; past it, dials are
+/// refused like a full SYN queue, and an accept makes room again.
+pub async fn listener_backlog(fx: Fixture) {
+    let n = fx.net.network().to_owned();
+    let (a, b) = hosts(&fx).await;
+    let l = a.listen(":1").waiting_for("listen α:1").await.unwrap();
+    assert_eq!(virtnet_core::Listener::DEFAULT_BACKLOG, 4096);
+    l.set_backlog(2);
+    let dials: Vec<_> = (0..2)
+        .map(|i| {
+            let b = b.clone();
+            spawn(async move { b.dial("α:1").waiting_for(format!("queued dial #{i}")).await })
+        })
+        .collect();
+    async {
+        while l.queued() < 2 {
+            tokio::task::yield_now().await;
+        }
+    }
+    .waiting_for("two dials queued on α:1")
+    .await;
+    assert_fails(
+        b.dial("α:1")
+            .waiting_for("a third dial, past the backlog")
+            .await,
+        VirtError::ConnRefused,
+        &format!("dial {n} β:3->α:1: connection refused"),
+    );
+    let mut accepted = Vec::new();
+    for i in 0..2 {
+        accepted.push(
+            l.accept()
+                .waiting_for(format!("accept #{i}"))
+                .await
+                .expect("accept"),
+        );
+    }
+    let mut clients = Vec::new();
+    for (i, dial) in dials.into_iter().enumerate() {
+        clients.push(
+            dial.waiting_for(format!("queued dial #{i}"))
+                .await
+                .expect("dial task")
+                .expect("a queued dial connects"),
+        );
+    }
+    assert_eq!(l.queued(), 0);
+    let (c, _s) = connect(&b, "α:1", &l).await;
+    assert_eq!(
+        c.local_addr().port(),
+        3,
+        "the refused dial's port was freed"
+    );
+    close_net(&fx).await;
+}
+
 /// Blocks an accept (on α:1), a read (on α:2) and a write (on α:3) on host
 /// `a`, each in a task of its own (so the close must wake each, not only
 /// make a later poll fail), runs `close` (described by `closing`), and

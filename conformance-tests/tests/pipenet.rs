@@ -53,3 +53,27 @@ async fn run_by_name_knows_every_scenario() {
         .expect_err("an unknown scenario");
     assert_eq!(failure.kind(), &FailureKind::UnknownScenario);
 }
+
+/// Dials whose dialers gave up leave room in a full backlog: the queue
+/// drops them before it refuses anyone.
+#[tokio::test]
+async fn abandoned_dials_make_room_in_a_full_backlog() {
+    let net = pipenet::Network::new(&fresh_name());
+    let alpha = net.new_host("α").await.unwrap();
+    let beta = net.new_host("β").await.unwrap();
+    let l = alpha.listen(":1").await.unwrap();
+    l.set_backlog(1);
+    for _ in 0..100 {
+        let b = beta.clone();
+        let dial = tokio::spawn(async move { b.dial("α:1").await });
+        while l.queued() == 0 {
+            tokio::task::yield_now().await;
+        }
+        dial.abort();
+        assert!(dial.await.unwrap_err().is_cancelled());
+        assert_eq!(l.queued(), 1, "the abandoned dial is still queued");
+    }
+    let (c, s) = tokio::join!(beta.dial("α:1"), l.accept());
+    assert_eq!(c.unwrap().peer_addr(), s.unwrap().local_addr());
+    net.close().await.unwrap();
+}

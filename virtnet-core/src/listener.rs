@@ -110,9 +110,35 @@ impl Listener {
         }
     }
 
+    /// How many connections a virtual listener queues by default before it
+    /// refuses dials (as Linux's default `somaxconn`).
+    pub const DEFAULT_BACKLOG: usize = crate::queue::DEFAULT_BACKLOG;
+
     /// The address it listens on.
     pub fn local_addr(&self) -> &Addr {
         self.socket.addr()
+    }
+
+    /// Sets how many connections may wait for `accept` (at least 1; default
+    /// [`DEFAULT_BACKLOG`](Self::DEFAULT_BACKLOG)). Past it, dials are
+    /// refused with "connection refused", like a full SYN queue; dials whose
+    /// dialers gave up are dropped from the queue first. A listener of your
+    /// own networker ([`Listener::new`]) keeps its own backlog: this does
+    /// nothing there.
+    pub fn set_backlog(&self, backlog: usize) {
+        if let Socket::Virtual { queue, .. } = &self.socket {
+            queue.set_backlog(backlog);
+        }
+    }
+
+    /// How many connections wait for `accept` (on a virtual host; 0 for a
+    /// listener of your own networker), dials whose dialers gave up
+    /// included until they are noticed.
+    pub fn queued(&self) -> usize {
+        match &self.socket {
+            Socket::Virtual { queue, .. } => queue.len(),
+            Socket::Custom(_) => 0,
+        }
     }
 
     /// Waits for the next connection and allocates its port.

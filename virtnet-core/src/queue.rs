@@ -24,11 +24,31 @@ pub(crate) struct AcceptQueue {
     closed: Notify,
 }
 
-#[derive(Default)]
 struct State {
     queue: VecDeque<(Addr, Box<dyn PendingConn>)>,
+    /// How many connections may wait; past it, dials are refused.
+    backlog: usize,
+    /// The queue was full and held no abandoned connection when last
+    /// looked at; it is looked at again after an accept.
+    full_of_live: bool,
     closed: Option<VirtError>,
     wakers: Vec<Waker>,
+}
+
+/// How many connections a listener queues by default, as Linux's
+/// `somaxconn`.
+pub(crate) const DEFAULT_BACKLOG: usize = 4096;
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            queue: VecDeque::new(),
+            backlog: DEFAULT_BACKLOG,
+            full_of_live: false,
+            closed: None,
+            wakers: Vec::new(),
+        }
+    }
 }
 
 /// What [`AcceptQueue::poll_pop`] found.
@@ -56,6 +76,7 @@ impl AcceptQueue {
             return Poll::Ready(Popped::Closed(reason));
         }
         while let Some((src, conn)) = st.queue.pop_front() {
+            st.full_of_live = false;
             if !conn.is_abandoned() {
                 return Poll::Ready(Popped::Conn(src, conn));
             }
@@ -71,12 +92,25 @@ impl AcceptQueue {
         !lock(&self.state).queue.is_empty()
     }
 
+    /// How many connections wait in the queue.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.state).queue.len()
+    }
+
     /// The reason the listener is closed, if it is.
     pub(crate) fn closed_reason(&self) -> Option<VirtError> {
         lock(&self.state).closed
     }
 
-    /// Queues a connection; gives it back if the listener is closed.
+    /// Sets how many connections may wait (at least 1).
+    pub(crate) fn set_backlog(&self, backlog: usize) {
+        let mut st = lock(&self.state);
+        st.backlog = backlog.max(1);
+        st.full_of_live = false;
+    }
+
+    /// Queues a connection; gives it back if the listener is closed, or if
+    /// its backlog is full of connections whose dialers still wait.
     pub(crate) fn push(
         &self,
         src: Addr,
@@ -86,6 +120,17 @@ impl AcceptQueue {
             let mut st = lock(&self.state);
             if st.closed.is_some() {
                 return Err(conn);
+            }
+            if st.queue.len() >= st.backlog {
+                // Dialers that gave up make room; look for them once per
+                // filling, not at every refused dial.
+                if !st.full_of_live {
+                    st.queue.retain(|(_, queued)| !queued.is_abandoned());
+                    st.full_of_live = st.queue.len() >= st.backlog;
+                }
+                if st.full_of_live {
+                    return Err(conn);
+                }
             }
             st.queue.push_back((src, conn));
             self.to_wake(&mut st.wakers)
