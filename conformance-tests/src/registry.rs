@@ -328,6 +328,41 @@ pub async fn unannounce_needs_matching_data(store: &dyn RegistryStore) {
     b.close().await.expect("close b");
 }
 
+/// `replace` changes an entry only if it still holds the expected data, so
+/// of two handles taking over one name at once exactly one succeeds.
+pub async fn replace_needs_matching_data(store: &dyn RegistryStore) {
+    let a = store.open().await;
+    let b = store.open().await;
+    a.announce("α", "dead").await.expect("announce α");
+    let r = a.replace("α", "other", "mine").await;
+    if unsupported(&r) {
+        assert!(unsupported(&a.replace("α", "dead", "mine").await));
+        assert_eq!(a.query("α").await.expect("query α"), "dead");
+        return;
+    }
+    assert!(!r.expect("replace with other data"), "replaced other data");
+    assert!(!a
+        .replace("γ", "dead", "mine")
+        .await
+        .expect("replace unknown"));
+    assert_registry_error(
+        a.query("γ").await,
+        &*a,
+        "query",
+        &["γ"],
+        &RegistryCause::NoHost,
+    );
+    // Two take-overs of the same dead entry: exactly one wins.
+    let (x, y) = tokio::join!(a.replace("α", "dead", "a's"), b.replace("α", "dead", "b's"));
+    let (x, y) = (x.expect("replace from a"), y.expect("replace from b"));
+    assert!(x ^ y, "exactly one replace wins: {x} {y}");
+    let winner = if x { "a's" } else { "b's" };
+    assert_eq!(a.query("α").await.expect("query α"), winner);
+    assert_eq!(b.query("α").await.expect("query α"), winner);
+    a.close().await.expect("close a");
+    b.close().await.expect("close b");
+}
+
 /// `list` returns every entry exactly once, from any handle, and follows
 /// announces and unannounces.
 pub async fn list_every_entry(store: &dyn RegistryStore) {
@@ -545,6 +580,7 @@ scenarios!($
     handles_share_one_store,
     concurrent_announces,
     unannounce_needs_matching_data,
+    replace_needs_matching_data,
     list_every_entry,
     awkward_strings_round_trip,
 );

@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use virtnet_core::engine::{async_trait, AcceptDriver, Dialed, Engine, Inbox};
+use virtnet_core::engine::{async_trait, AcceptDriver, Dialed, Engine, Inbox, Liveness};
 use virtnet_core::{Addr, InvalidHostName, VirtError};
 
 use crate::acceptor::{Acceptor, Driver};
@@ -115,6 +115,41 @@ impl Engine for LonetEngine {
             }),
             Err(ReplyError::Refused) => Err(VirtError::ConnRefused.into()),
             Err(e) => Err(loconnect(io::Error::new(io::ErrorKind::InvalidData, e))),
+        }
+    }
+
+    /// Asks the registered address, over the handshake, for `host:0` (a
+    /// port nothing listens on). Proof of death: the OS refuses the
+    /// connection, or a lonet acceptor answers that it has no such host or
+    /// belongs to another network. A live host answers "connection
+    /// refused"; anything else, or no answer within the handshake deadline,
+    /// proves nothing.
+    async fn probe(&self, host: &str, data: &str) -> Liveness {
+        let Ok(os_addr) = data.parse::<SocketAddr>() else {
+            return Liveness::Unknown(format!("its registry entry {data:?} is not an OS address"));
+        };
+        let probe = Addr::new(self.network.clone(), host, 0);
+        let request = handshake::request_line(&self.network, &probe, &probe);
+        let exchange = async {
+            let mut stream = connect_and_send(os_addr, &request).await?;
+            handshake::read_line(&mut stream, MAX_REPLY).await
+        };
+        let line = match tokio::time::timeout(self.handshake_timeout, exchange).await {
+            Err(_) => {
+                return Liveness::Unknown(format!(
+                    "{data} did not answer within {:?}",
+                    self.handshake_timeout
+                ))
+            }
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => return Liveness::Dead,
+            Ok(Err(e)) => return Liveness::Unknown(format!("{data}: {e}")),
+            Ok(Ok(line)) => line,
+        };
+        match handshake::parse_reply(&line, &self.network, &probe) {
+            Err(ReplyError::Refused) | Ok(_) => Liveness::Alive,
+            Err(ReplyError::NetworkMismatch { .. }) => Liveness::Dead,
+            Err(ReplyError::Remote(text)) if text.ends_with("no such host") => Liveness::Dead,
+            Err(e) => Liveness::Unknown(format!("{data} answered: {e}")),
         }
     }
 

@@ -86,6 +86,17 @@ impl Registry for RamRegistry {
         Ok(false)
     }
 
+    async fn replace(&self, host: &str, old: &str, new: &str) -> Result<bool, RegistryError> {
+        let mut hosts = self.store("replace", &[host, old, new])?;
+        match hosts.get_mut(host) {
+            Some(data) if data == old => {
+                new.clone_into(data);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn list(&self) -> Result<Vec<(String, String)>, RegistryError> {
         let hosts = self.store("list", &[])?;
         Ok(hosts.iter().map(|(h, d)| (h.clone(), d.clone())).collect())

@@ -19,7 +19,8 @@ use crate::worker::{self, Reply, Request, Thread};
 ///   untouched.
 /// - **Operations** follow the [`Registry`] contract. `announce` of a taken
 ///   name answers [`RegistryCause::HostDup`], `query` of an unknown one
-///   [`RegistryCause::NoHost`]; `unannounce` and `list` are supported. A busy
+///   [`RegistryCause::NoHost`]; `unannounce`, `replace` and `list` are
+///   supported. A busy
 ///   database (another process writing) is waited for, however long, never
 ///   reported.
 /// - **Threads**: the SQLite work runs on two threads of this handle
@@ -186,6 +187,18 @@ impl Registry for SqliteRegistry {
             Request::Unannounce {
                 host: host.to_owned(),
                 data: data.to_owned(),
+                reply,
+            }
+        })
+        .await
+    }
+
+    async fn replace(&self, host: &str, old: &str, new: &str) -> Result<bool, RegistryError> {
+        self.call("replace", &[host, old, new], &self.writer, |reply| {
+            Request::Replace {
+                host: host.to_owned(),
+                old: old.to_owned(),
+                new: new.to_owned(),
                 reply,
             }
         })

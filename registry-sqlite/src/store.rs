@@ -54,6 +54,8 @@ const CREATE_META: &str = "CREATE TABLE IF NOT EXISTS meta (
 pub(crate) const QUERY: &str = "SELECT osladdr FROM hosts WHERE hostname = ?1";
 pub(crate) const ANNOUNCE: &str = "INSERT INTO hosts (hostname, osladdr) VALUES (?1, ?2)";
 pub(crate) const UNANNOUNCE: &str = "DELETE FROM hosts WHERE hostname = ?1 AND osladdr = ?2";
+pub(crate) const REPLACE: &str =
+    "UPDATE hosts SET osladdr = ?3 WHERE hostname = ?1 AND osladdr = ?2";
 pub(crate) const LIST: &str = "SELECT hostname, osladdr FROM hosts";
 
 /// Why an operation on the file did not succeed.

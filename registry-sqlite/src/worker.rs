@@ -60,6 +60,13 @@ pub(crate) enum Request {
         data: String,
         reply: Reply<bool>,
     },
+    /// Points `host` at `new` if it still maps to `old`.
+    Replace {
+        host: String,
+        old: String,
+        new: String,
+        reply: Reply<bool>,
+    },
     /// Closes the connection and stops the thread, then answers.
     Close { reply: oneshot::Sender<()> },
 }
@@ -166,6 +173,14 @@ fn serve(conn: Connection, rx: &mpsc::Receiver<Request>, closed: &AtomicBool, or
             Request::Unannounce { host, data, reply } => {
                 let _ = reply.send(unannounce(&conn, closed, &host, &data));
             }
+            Request::Replace {
+                host,
+                old,
+                new,
+                reply,
+            } => {
+                let _ = reply.send(replace(&conn, closed, &host, &old, &new));
+            }
         }
     }
     if let CloseOrder::After(first) = &order {
@@ -247,6 +262,19 @@ fn unannounce(
     retry(closed, || {
         let mut st = conn.prepare_cached(store::UNANNOUNCE)?;
         Ok(st.execute([host, data])? > 0)
+    })
+}
+
+fn replace(
+    conn: &Connection,
+    closed: &AtomicBool,
+    host: &str,
+    old: &str,
+    new: &str,
+) -> Result<bool, Fail> {
+    retry(closed, || {
+        let mut st = conn.prepare_cached(store::REPLACE)?;
+        Ok(st.execute([host, old, new])? > 0)
     })
 }
 

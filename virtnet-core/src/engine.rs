@@ -97,6 +97,22 @@ pub trait Engine: Send + Sync + 'static {
     /// Shuts the engine down.
     async fn close(&self) -> io::Result<()>;
 
+    /// Whether host `host`, which the registry maps to `data`, is still
+    /// served there. `new_host` asks when the name it wants is taken: only
+    /// on [`Liveness::Dead`] does it take the name over (with
+    /// [`Registry::replace`](crate::Registry::replace), so that of two
+    /// processes taking it over at once one wins).
+    ///
+    /// Answer `Dead` only on proof (lonet: the OS refuses the connection, or
+    /// the process there answers that it has no such host or is another
+    /// network); a timeout or garbage is `Unknown`. Must end by itself
+    /// (bounded by a deadline). The default, for engines that cannot tell,
+    /// answers `Unknown`.
+    async fn probe(&self, host: &str, data: &str) -> Liveness {
+        let _ = (host, data);
+        Liveness::Unknown("this network cannot probe its hosts".into())
+    }
+
     /// Optional: a driver with which a task waiting in
     /// [`Listener::accept`](crate::Listener::accept) takes in arriving
     /// connections itself, instead of waiting for the engine's background
@@ -111,6 +127,18 @@ pub trait Engine: Send + Sync + 'static {
     fn accept_driver(&self) -> Option<Box<dyn AcceptDriver>> {
         None
     }
+}
+
+/// What [`Engine::probe`] found out about a registered host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Liveness {
+    /// The host is served at its registered data.
+    Alive,
+    /// Proof that nobody serves the host there any more.
+    Dead,
+    /// No proof either way; the text says why.
+    Unknown(String),
 }
 
 /// Takes in connections for the subnetwork from inside an accepting task

@@ -52,6 +52,21 @@ pub trait Registry: Send + Sync + 'static {
         ))
     }
 
+    /// Replaces `host`'s entry with `new`, but only if it still holds `old`
+    /// (a compare-and-swap: of two processes taking over a dead host's name
+    /// at once, exactly one succeeds). Returns whether it replaced.
+    ///
+    /// Provided: the default answers [`RegistryCause::Unsupported`]; a
+    /// registry without it cannot reclaim the names of dead hosts.
+    async fn replace(&self, host: &str, old: &str, new: &str) -> Result<bool, RegistryError> {
+        Err(RegistryError::new(
+            self.name(),
+            "replace",
+            &[host, old, new],
+            RegistryCause::Unsupported,
+        ))
+    }
+
     /// Every `(host, data)` entry, in no particular order.
     ///
     /// Provided: the default answers [`RegistryCause::Unsupported`].

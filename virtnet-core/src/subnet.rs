@@ -10,10 +10,10 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::engine::{Deliver, Engine, Inbox};
+use crate::engine::{Deliver, Engine, Inbox, Liveness};
 use crate::host::Host;
 use crate::kernel::{registry_io, run_in_background, HostCore, NetCore};
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryCause};
 use crate::{addr, OpError, VirtError};
 
 /// One subnetwork of a virtual network: the hosts of one process, on top of
@@ -57,7 +57,9 @@ impl SubNetwork {
     /// Creates host `name` here and announces it in the registry.
     ///
     /// Fails with "host already registered" if any subnetwork of the network
-    /// has it, with "network is down" after [`close`](Self::close), and with
+    /// has it; a name registered to a host that is provably gone (its
+    /// process died: see [`Engine::probe`](crate::engine::Engine::probe)) is
+    /// taken over instead, with "network is down" after [`close`](Self::close), and with
     /// [`io::ErrorKind::InvalidInput`] ([`InvalidHostName`](crate::InvalidHostName))
     /// for a name no address can reach: empty, one that does not read back
     /// the same from `name:port`, or one the engine cannot carry. Dropping
@@ -83,8 +85,15 @@ impl SubNetwork {
             entry: Some((name.to_owned(), data.clone())),
         };
         if let Err(e) = net.registry.announce(name, &data).await {
-            announced.disarm();
-            return Err(fail(registry_io(e)));
+            if !matches!(e.cause(), RegistryCause::HostDup) {
+                announced.disarm();
+                return Err(fail(registry_io(e)));
+            }
+            // The name is taken; by a host that is dead, it is taken over.
+            if let Err(e) = reclaim(net, name, &data).await {
+                announced.disarm();
+                return Err(fail(e));
+            }
         }
         let host = Arc::new(HostCore::new(name.into(), data, net.clone()));
         net.add_host(&host).map_err(|reason| fail(reason.into()))?;
@@ -129,6 +138,62 @@ impl Host {
     /// The subnetwork this host lives on.
     pub fn subnetwork(&self) -> SubNetwork {
         SubNetwork(self.0.net.clone())
+    }
+}
+
+/// Takes over `name`, registered to a host that is gone, for a host served
+/// at `data`: only on proof that the registered host is dead, and only if
+/// its entry is unchanged meanwhile.
+async fn reclaim(net: &NetCore, name: &str, data: &str) -> io::Result<()> {
+    let held = match net.registry.query(name).await {
+        Ok(held) => held,
+        // The holder left meanwhile: the name is free.
+        Err(e) if matches!(e.cause(), RegistryCause::NoHost) => {
+            return net.registry.announce(name, data).await.map_err(registry_io);
+        }
+        Err(e) => return Err(registry_io(e)),
+    };
+    match net.engine.probe(name, &held).await {
+        Liveness::Dead => {}
+        Liveness::Alive => return Err(VirtError::HostDup.into()),
+        Liveness::Unknown(why) => return Err(NameTaken { why }.into()),
+    }
+    match net.registry.replace(name, &held, data).await {
+        Ok(true) => {
+            tracing::info!(network = %net.network, host = name, dead = held, "virtnet: took over the name of a dead host");
+            Ok(())
+        }
+        // Someone else took it over first.
+        Ok(false) => Err(VirtError::HostDup.into()),
+        Err(e) if matches!(e.cause(), RegistryCause::Unsupported) => Err(NameTaken {
+            why: format!("its holder at {held} is gone, but the registry cannot replace entries"),
+        }
+        .into()),
+        Err(e) => Err(registry_io(e)),
+    }
+}
+
+/// "host already registered", with why the name could not be taken over.
+#[derive(Debug)]
+struct NameTaken {
+    why: String,
+}
+
+impl fmt::Display for NameTaken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (not taken over: {})", VirtError::HostDup, self.why)
+    }
+}
+
+impl std::error::Error for NameTaken {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&VirtError::HostDup)
+    }
+}
+
+impl From<NameTaken> for io::Error {
+    fn from(e: NameTaken) -> io::Error {
+        io::Error::new(VirtError::HostDup.io_kind(), e)
     }
 }
 
