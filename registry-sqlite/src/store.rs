@@ -12,10 +12,14 @@
 //!
 //! `meta` holds `schemaver` = `lonet.1` and `network` = the network's user
 //! name. Opening a file goes:
+//! 0. the file and its `-wal` / `-shm` companions must not be symbolic
+//!    links or another user's files ([`check_files`], before and after
+//!    opening, which uses `SQLITE_OPEN_NOFOLLOW`);
 //! 1. a read-only look: a file that is not SQLite or is damaged
 //!    (`PRAGMA quick_check`), an SQLite database that is not a registry, or
 //!    a registry of another schema or network, is refused before anything
-//!    is written to it (an empty file counts as a new database);
+//!    is written to it: a database is adopted only if it has no tables or
+//!    exactly the `lonet.1` layout (an empty file counts as a new database);
 //! 2. `PRAGMA journal_mode=WAL`, as the reference does, so readers and the
 //!    writer of many processes do not block each other;
 //! 3. one `BEGIN IMMEDIATE` transaction that creates the tables if missing
