@@ -10,15 +10,27 @@ use virtnet_core::Registry;
 /// How long `hosts` waits for a host's OS address to answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The registry file of an existing network, or NotFound.
+/// The registry file of an existing network, or NotFound. The root and the
+/// network directory get the checks `listen` makes (a root others can
+/// write to needs the sticky bit; a network directory must be a real
+/// directory of ours), without creating or changing anything.
 fn existing_registry(root: &Path, net: &str) -> io::Result<PathBuf> {
     lonet::dirs::check_name(net)?;
-    let path = root.join(net).join(lonet::dirs::REGISTRY_FILE);
-    if !path.is_file() {
-        return Err(io::Error::new(
+    let dir = root.join(net);
+    let path = dir.join(lonet::dirs::REGISTRY_FILE);
+    let missing = || {
+        io::Error::new(
             io::ErrorKind::NotFound,
             format!("no network {net:?} under {}", root.display()),
-        ));
+        )
+    };
+    if std::fs::symlink_metadata(&dir).is_err() {
+        return Err(missing());
+    }
+    lonet::dirs::check_root(root)?;
+    lonet::dirs::check_private_dir(&dir)?;
+    if !path.is_file() {
+        return Err(missing());
     }
     Ok(path)
 }
@@ -28,9 +40,12 @@ pub async fn ls(root: &Path) -> io::Result<()> {
     let mut names = Vec::new();
     match std::fs::read_dir(root) {
         Ok(entries) => {
+            lonet::dirs::check_root(root)?;
             for entry in entries {
                 let entry = entry?;
-                if entry.file_type()?.is_dir() {
+                // A link is listed too, to say it is refused.
+                let kind = entry.file_type()?;
+                if kind.is_dir() || kind.is_symlink() {
                     names.push(entry.file_name().to_string_lossy().into_owned());
                 }
             }
@@ -41,9 +56,16 @@ pub async fn ls(root: &Path) -> io::Result<()> {
     names.sort();
     println!("NETWORK\tHOSTS");
     for name in names {
-        let Ok(path) = existing_registry(root, &name) else {
-            println!("{name}\t-");
-            continue;
+        let path = match existing_registry(root, &name) {
+            Ok(path) => path,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                println!("{name}\trefused: {e}");
+                continue;
+            }
+            Err(_) => {
+                println!("{name}\t-");
+                continue;
+            }
         };
         let count = match SqliteRegistry::open(&path, &name).await {
             Ok(registry) => {

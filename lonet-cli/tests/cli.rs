@@ -388,6 +388,50 @@ async fn ls_and_hosts_follow_a_listener() {
     assert_eq!(ls.stdout, "NETWORK\tHOSTS\nlsnet\t0\n");
 }
 
+/// `ls` and `hosts` check directories as `listen` does: a network directory
+/// that is a symbolic link is reported as refused, never followed; a root
+/// that another user lets everyone write to, without the sticky bit, is
+/// refused outright.
+#[tokio::test]
+async fn ls_and_hosts_refuse_unsafe_directories() {
+    let root = Root::new();
+    let (listener, _) = root.listen(&["realnet", "α", ":1"]).await;
+    // Someone plants a link to a live network under another name.
+    std::os::unix::fs::symlink(root.path().join("realnet"), root.path().join("linked")).unwrap();
+    let ls = root.run(&["ls"], b"").await;
+    ls.expect(0);
+    let linked = ls.line("linked\t").expect("the link is listed");
+    assert!(linked.starts_with("linked\trefused: "), "{ls:?}");
+    assert!(linked.contains("is a symbolic link"), "{ls:?}");
+    assert_eq!(ls.line("realnet\t"), Some("realnet\t1"), "{ls:?}");
+    let hosts = root.run(&["hosts", "linked"], b"").await;
+    assert_eq!(hosts.code(), 1, "{hosts:?}");
+    assert!(hosts.stderr.contains("is a symbolic link"), "{hosts:?}");
+    assert!(hosts.line("α").is_none(), "{hosts:?}");
+    listener.signal(Signal::TERM);
+    listener.finish().await.expect(0);
+
+    if rustix::process::geteuid().as_raw() != 0 {
+        return; // only root can give the root directory to someone else
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(root.path(), Some(65534), None).unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for args in [
+        &["ls"][..],
+        &["hosts", "realnet"],
+        &["listen", "realnet", "β", ":1"],
+    ] {
+        let out = root.run(args, b"").await;
+        assert_eq!(out.code(), 1, "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("without the sticky bit"),
+            "{args:?}: {out:?}"
+        );
+        assert!(!out.stdout.contains("realnet"), "{args:?}: {out:?}");
+    }
+}
+
 /// A SIGTERM right after "listening on" is already a clean stop: the listener
 /// catches signals before it says where it listens.
 #[tokio::test]

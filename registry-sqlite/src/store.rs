@@ -12,10 +12,14 @@
 //!
 //! `meta` holds `schemaver` = `lonet.1` and `network` = the network's user
 //! name. Opening a file goes:
+//! 0. the file and its `-wal` / `-shm` companions must not be symbolic
+//!    links or another user's files ([`check_files`], before and after
+//!    opening, which uses `SQLITE_OPEN_NOFOLLOW`);
 //! 1. a read-only look: a file that is not SQLite or is damaged
 //!    (`PRAGMA quick_check`), an SQLite database that is not a registry, or
 //!    a registry of another schema or network, is refused before anything
-//!    is written to it (an empty file counts as a new database);
+//!    is written to it: a database is adopted only if it has no tables or
+//!    exactly the `lonet.1` layout (an empty file counts as a new database);
 //! 2. `PRAGMA journal_mode=WAL`, as the reference does, so readers and the
 //!    writer of many processes do not block each other;
 //! 3. one `BEGIN IMMEDIATE` transaction that creates the tables if missing
@@ -27,7 +31,8 @@
 //! Every step, and every later operation, goes through [`retry`]: a busy or
 //! locked database is waited for, never reported.
 
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,12 +147,72 @@ pub(crate) fn retry<T>(
     }
 }
 
+/// The database file at `path` and the `-wal` and `-shm` files SQLite
+/// keeps next to it.
+fn database_files(path: &Path) -> [PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [path.to_path_buf(), with("-wal"), with("-shm")]
+}
+
+/// Refuses the database file or its `-wal` / `-shm` companion if one is a
+/// symbolic link (SQLite would follow it and write wherever it points),
+/// is not a regular file, or belongs to another user (who could change it
+/// under us). A missing file is fine: SQLite creates it, as ours. A
+/// directory at `path` itself, or a file that cannot be looked at, is left
+/// for SQLite to fail on (see [`explain`]).
+///
+/// Only `symlink_metadata` is used: opening the file here would drop the
+/// POSIX locks SQLite holds on it for other handles of this process.
+pub(crate) fn check_files(path: &Path) -> Result<(), Fail> {
+    let me = rustix::process::geteuid().as_raw();
+    for (i, file) in database_files(path).iter().enumerate() {
+        let refuse = |why: String| {
+            Err(Fail::Other(format!(
+                "{} {why}; refusing to use it",
+                file.display()
+            )))
+        };
+        let meta = match std::fs::symlink_metadata(file) {
+            Ok(meta) => meta,
+            // Missing: SQLite creates it. Not reachable (a parent is not a
+            // directory, or not searchable): SQLite cannot open it either,
+            // and `explain` says why.
+            Err(_) => continue,
+        };
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            return refuse("is a symbolic link".to_owned());
+        }
+        if i == 0 && kind.is_dir() {
+            continue;
+        }
+        if !kind.is_file() {
+            return refuse("is not a regular file".to_owned());
+        }
+        if meta.uid() != me {
+            return refuse(format!(
+                "is owned by uid {}, not by us (uid {me})",
+                meta.uid()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// An open connection to the registry file, set up for many processes.
 pub(crate) fn connect(path: &Path, closed: Arc<AtomicBool>) -> Result<Connection, Fail> {
+    check_files(path)?;
     // No SQLITE_OPEN_URI: the path is a file name, even if it starts "file:".
+    // NOFOLLOW: SQLite refuses a database path that is a symbolic link, in
+    // case one was planted between the check above and the open.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| explain(path, e))?;
     install_busy_handler(&mut conn, closed.clone())?;
     // WAL with synchronous=NORMAL: a commit is durable once the process's
@@ -157,6 +222,9 @@ pub(crate) fn connect(path: &Path, closed: Arc<AtomicBool>) -> Result<Connection
     retry(&closed, || {
         Ok(conn.pragma_update(None, "synchronous", "NORMAL")?)
     })?;
+    // Reading the schema opened the file and, in WAL mode, the -wal and
+    // -shm files: look again at what was opened.
+    check_files(path)?;
     conn.set_prepared_statement_cache_capacity(8);
     Ok(conn)
 }
@@ -241,6 +309,8 @@ fn setup_steps(path: &Path, network: &str, closed: Arc<AtomicBool>) -> Result<Co
             "cannot switch to WAL journal mode (the file stays in {mode:?} mode)"
         )));
     }
+    // The switch created the -wal and -shm files: check them.
+    check_files(path)?;
 
     // 3. Tables and meta rows, atomically, holding the write lock from the
     // start.
@@ -257,45 +327,157 @@ fn setup_steps(path: &Path, network: &str, closed: Arc<AtomicBool>) -> Result<Co
 }
 
 /// Refuses, without writing, a file that is not an SQLite database, is
-/// damaged, is a database but not a registry, or belongs to another schema
-/// or network.
+/// damaged, is a database but not exactly a `lonet.1` registry (see
+/// [`check_layout`]), or belongs to another schema or network. An empty
+/// database (no tables) is fine: setup creates the tables.
 fn precheck(conn: &Connection, network: &str) -> Result<(), Fail> {
-    let mut st = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
-    let tables = st
+    let mut st = conn.prepare("SELECT type, name, tbl_name FROM sqlite_master")?;
+    let objects = st
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<(String, String, String)>>>()?;
+    if objects.is_empty() {
+        return Ok(());
+    }
+    // A damaged file (truncated, overwritten) can still answer the
+    // query above; refuse it before writing to it makes it worse.
+    // This reads the whole file: a registry is small.
+    let mut st = conn.prepare("PRAGMA quick_check(3)")?;
+    let rows = st
         .query_map([], |row| row.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
-    if !tables.is_empty() {
-        // A damaged file (truncated, overwritten) can still answer the
-        // queries above; refuse it before writing to it makes it worse.
-        // This reads the whole file: a registry is small.
-        let mut st = conn.prepare("PRAGMA quick_check(3)")?;
-        let rows = st
-            .query_map([], |row| row.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        if rows != ["ok"] {
-            let problems: Vec<&str> = rows
-                .iter()
-                .flat_map(|r| r.lines())
-                .filter(|l| !l.starts_with("***"))
-                .collect();
-            return Err(Fail::Other(format!(
-                "database disk image is malformed ({})",
-                problems.join("; ")
+    if rows != ["ok"] {
+        let problems: Vec<&str> = rows
+            .iter()
+            .flat_map(|r| r.lines())
+            .filter(|l| !l.starts_with("***"))
+            .collect();
+        return Err(Fail::Other(format!(
+            "database disk image is malformed ({})",
+            problems.join("; ")
+        )));
+    }
+    check_layout(conn, &objects)?;
+    check_meta(conn, "schemaver", SCHEMA_VERSION, false)?;
+    check_meta(conn, "network", network, false)?;
+    Ok(())
+}
+
+/// Whether `name` is a table SQLite itself may add to any database
+/// (`ANALYZE`'s statistics).
+fn is_internal_table(name: &str) -> bool {
+    name.starts_with("sqlite_stat")
+}
+
+/// Refuses a non-empty database whose schema is not `lonet.1`: the tables
+/// must be exactly `hosts` and `meta`, with nothing else in the schema
+/// but the indexes SQLite makes for their keys (no views, triggers or
+/// other indexes), and each table must have its two columns, in order,
+/// of type TEXT, with the first one (`hostname`, `name`) unique and no
+/// other unique constraint. The column types may be spelled `TEXT NON
+/// NULL` (the reference) or otherwise, and the key may be a PRIMARY KEY or
+/// UNIQUE: either way the statements of this crate and of the reference
+/// mean the same on it.
+fn check_layout(conn: &Connection, objects: &[(String, String, String)]) -> Result<(), Fail> {
+    let not_registry = |why: String| Fail::Other(format!("not a lonet registry: {why}"));
+    let mut tables: Vec<&str> = objects
+        .iter()
+        .filter(|(kind, name, _)| kind == "table" && !is_internal_table(name))
+        .map(|(_, name, _)| name.as_str())
+        .collect();
+    tables.sort_unstable();
+    if !tables.contains(&"meta") {
+        return Err(not_registry(format!(
+            "the database has tables ({}) but no meta table",
+            tables.join(", ")
+        )));
+    }
+    if tables != ["hosts", "meta"] {
+        return Err(not_registry(format!(
+            "the database has tables ({}), not exactly hosts and meta",
+            tables.join(", ")
+        )));
+    }
+    for (kind, name, table) in objects {
+        let known = match kind.as_str() {
+            "table" => true,
+            "index" => name.starts_with("sqlite_autoindex_"),
+            _ => false,
+        };
+        if !known {
+            return Err(not_registry(format!(
+                "the database has {kind} {} on {}, which lonet.1 does not",
+                go_quote(name.as_bytes()),
+                go_quote(table.as_bytes())
             )));
         }
     }
-    if tables.iter().any(|t| t == "meta") {
-        check_meta(conn, "schemaver", SCHEMA_VERSION, false)?;
-        check_meta(conn, "network", network, false)?;
-        Ok(())
-    } else if tables.is_empty() {
-        Ok(())
-    } else {
-        Err(Fail::Other(format!(
-            "not a lonet registry: the database has tables ({}) but no meta table",
-            tables.join(", ")
-        )))
+    check_table(conn, "hosts", ["hostname", "osladdr"]).map_err(not_registry)?;
+    check_table(conn, "meta", ["name", "value"]).map_err(not_registry)?;
+    Ok(())
+}
+
+/// Checks that `table` has exactly the TEXT columns `columns`, the first
+/// one unique and nothing else unique; says what is wrong otherwise.
+fn check_table(conn: &Connection, table: &str, columns: [&str; 2]) -> Result<(), String> {
+    let sql_error = |e: rusqlite::Error| format!("cannot read table {table}: {e}");
+    // `table` is one of this file's constants, never input.
+    let mut st = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .map_err(sql_error)?;
+    let have = st
+        .query_map([], |row| Ok((row.get(1)?, row.get(2)?)))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<(String, String)>>>())
+        .map_err(sql_error)?;
+    let names: Vec<&str> = have.iter().map(|(name, _)| name.as_str()).collect();
+    let wrong = || {
+        format!(
+            "table {table} has columns ({}), want ({})",
+            have.iter()
+                .map(|(name, ty)| format!("{name} {ty}").trim_end().to_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
+            columns.join(", ")
+        )
+    };
+    if names != columns {
+        return Err(wrong());
     }
+    if !have
+        .iter()
+        .all(|(_, ty)| ty.to_ascii_uppercase().starts_with("TEXT"))
+    {
+        return Err(wrong());
+    }
+    // The unique indexes (PRIMARY KEY and UNIQUE make one each) and their
+    // columns: exactly one, on the key column.
+    let mut st = conn
+        .prepare(&format!("PRAGMA index_list({table})"))
+        .map_err(sql_error)?;
+    let indexes = st
+        .query_map([], |row| Ok((row.get(1)?, row.get(2)?, row.get(4)?)))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<(String, bool, bool)>>>())
+        .map_err(sql_error)?;
+    let mut unique = Vec::new();
+    for (index, is_unique, partial) in indexes {
+        if !is_unique {
+            continue;
+        }
+        let mut st = conn
+            .prepare("SELECT name FROM pragma_index_info(?1)")
+            .map_err(sql_error)?;
+        let cols = st
+            .query_map([&index], |row| row.get::<_, Option<String>>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Option<String>>>>())
+            .map_err(sql_error)?;
+        unique.push((cols, partial));
+    }
+    let key = columns[0];
+    if unique != [(vec![Some(key.to_owned())], false)] {
+        return Err(format!(
+            "table {table} must have column {key} as its only unique key"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks meta row `name` against `want`; a missing row is written if
