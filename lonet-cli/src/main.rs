@@ -39,7 +39,8 @@ enum Command {
     Demo,
     /// List the networks under the root, with their host counts.
     Ls,
-    /// List a network's hosts, their OS addresses, and whether each answers.
+    /// List a network's hosts, their OS addresses, and whether each is
+    /// alive, dead or unknown.
     Hosts {
         /// The network's name (without the "lonet" prefix).
         net: String,
@@ -71,10 +72,17 @@ enum Command {
         /// The address to dial, "host:port".
         addr: String,
     },
-    /// Remove a network's directory and registry.
+    /// Remove a network's directory and registry (refused while any of its
+    /// hosts is alive), or only its dead hosts.
     Rm {
         /// The network's name (without the "lonet" prefix).
         net: String,
+        /// Remove the network even if hosts are alive in it.
+        #[arg(long)]
+        force: bool,
+        /// Remove only the entries of dead hosts, keeping the network.
+        #[arg(long, conflicts_with = "force")]
+        dead: bool,
     },
 }
 
@@ -114,7 +122,14 @@ fn main() -> ExitCode {
                 echo,
             } => peer::listen(&root, &net, &host, &laddr, peer::Mode::new(once, echo)).await,
             Command::Dial { net, host, addr } => peer::dial(&root, &net, &host, &addr).await,
-            Command::Rm { net } => inspect::rm(&root, &net),
+            Command::Rm { net, force, dead } => {
+                let what = match (force, dead) {
+                    (_, true) => inspect::Remove::DeadHosts,
+                    (true, false) => inspect::Remove::Force,
+                    (false, false) => inspect::Remove::Network,
+                };
+                inspect::rm(&root, &net, what).await
+            }
         }
     });
     // Do not wait for a blocked stdin reader.

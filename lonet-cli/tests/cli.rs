@@ -374,7 +374,7 @@ async fn ls_and_hosts_follow_a_listener() {
     let alpha = hosts.line("α\t").expect("α listed");
     let fields: Vec<&str> = alpha.split('\t').collect();
     assert!(fields[1].starts_with("127.0.0.1:"), "{alpha:?}");
-    assert_eq!(fields[2], "answers");
+    assert_eq!(fields[2], "alive");
     assert_eq!(hosts.stdout.lines().count(), 2, "{hosts:?}");
 
     let dup = root.run(&["listen", "lsnet", "α", ":4"], b"").await;
@@ -446,7 +446,7 @@ async fn sigterm_right_after_listening_on_is_clean() {
 }
 
 #[tokio::test]
-async fn hosts_says_a_killed_listener_does_not_answer() {
+async fn a_killed_listeners_host_is_dead_and_its_name_taken_over() {
     let root = Root::new();
     let (listener, _) = root.listen(&["killed", "α", ":3"]).await;
     listener.signal(Signal::KILL);
@@ -455,7 +455,7 @@ async fn hosts_says_a_killed_listener_does_not_answer() {
 
     let hosts = root.hosts("killed").await;
     let alpha = hosts.line("α\t").expect("a killed host's entry stays");
-    assert!(alpha.contains("\tdoes not answer"), "{alpha:?}");
+    assert!(alpha.ends_with("\tdead"), "{alpha:?}");
     let ls = root.run(&["ls"], b"").await;
     assert_eq!(ls.stdout, "NETWORK\tHOSTS\nkilled\t1\n");
 
@@ -470,6 +470,53 @@ async fn hosts_says_a_killed_listener_does_not_answer() {
     );
     assert!(dial.stderr.contains(": connection refused"), "{dial:?}");
     assert!(!dial.stderr.contains("os error"), "{dial:?}");
+
+    // A new process takes the dead host's name over.
+    let (again, _) = root.listen(&["killed", "α", ":3"]).await;
+    let hosts = root.hosts("killed").await;
+    let alpha = hosts.line("α\t").expect("α listed");
+    assert!(alpha.ends_with("\talive"), "{alpha:?}");
+    again.signal(Signal::TERM);
+    again.finish().await.expect(0);
+}
+
+/// `rm` refuses a network with live hosts unless `--force`; `--dead`
+/// removes only the dead hosts' entries.
+#[tokio::test]
+async fn rm_spares_live_hosts() {
+    let root = Root::new();
+    let (live, _) = root.listen(&["busy", "α"]).await;
+    let (killed, _) = root.listen(&["busy", "β"]).await;
+    killed.signal(Signal::KILL);
+    killed.finish().await;
+
+    let refused = root.run(&["rm", "busy"], b"").await;
+    refused.expect(1);
+    assert!(
+        refused
+            .stderr
+            .contains("network busy has hosts that are alive or may be (α)"),
+        "{refused:?}"
+    );
+    assert!(root.path().join("busy").is_dir());
+
+    let dead = root.run(&["rm", "busy", "--dead"], b"").await;
+    dead.expect(0);
+    assert!(
+        dead.stderr.contains("removed dead host β (127.0.0.1:"),
+        "{dead:?}"
+    );
+    let hosts = root.hosts("busy").await;
+    assert!(
+        hosts.line("α\t").is_some() && hosts.line("β\t").is_none(),
+        "{hosts:?}"
+    );
+
+    let forced = root.run(&["rm", "busy", "--force"], b"").await;
+    forced.expect(0);
+    assert!(!root.path().join("busy").exists());
+    live.signal(Signal::KILL);
+    live.finish().await;
 }
 
 #[tokio::test]
@@ -583,7 +630,7 @@ async fn help_describes_every_command() {
             &["<NET>", "<HOST>", "[LADDR]", "--once", "--echo"],
         ),
         ("dial", &["<NET>", "<HOST>", "<ADDR>"]),
-        ("rm", &["<NET>"]),
+        ("rm", &["<NET>", "--force", "--dead"]),
     ] {
         let out = root.run(&[command, "--help"], b"").await;
         out.expect(0);

@@ -118,39 +118,8 @@ impl Engine for LonetEngine {
         }
     }
 
-    /// Asks the registered address, over the handshake, for `host:0` (a
-    /// port nothing listens on). Proof of death: the OS refuses the
-    /// connection, or a lonet acceptor answers that it has no such host or
-    /// belongs to another network. A live host answers "connection
-    /// refused"; anything else, or no answer within the handshake deadline,
-    /// proves nothing.
     async fn probe(&self, host: &str, data: &str) -> Liveness {
-        let Ok(os_addr) = data.parse::<SocketAddr>() else {
-            return Liveness::Unknown(format!("its registry entry {data:?} is not an OS address"));
-        };
-        let probe = Addr::new(self.network.clone(), host, 0);
-        let request = handshake::request_line(&self.network, &probe, &probe);
-        let exchange = async {
-            let mut stream = connect_and_send(os_addr, &request).await?;
-            handshake::read_line(&mut stream, MAX_REPLY).await
-        };
-        let line = match tokio::time::timeout(self.handshake_timeout, exchange).await {
-            Err(_) => {
-                return Liveness::Unknown(format!(
-                    "{data} did not answer within {:?}",
-                    self.handshake_timeout
-                ))
-            }
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => return Liveness::Dead,
-            Ok(Err(e)) => return Liveness::Unknown(format!("{data}: {e}")),
-            Ok(Ok(line)) => line,
-        };
-        match handshake::parse_reply(&line, &self.network, &probe) {
-            Err(ReplyError::Refused) | Ok(_) => Liveness::Alive,
-            Err(ReplyError::NetworkMismatch { .. }) => Liveness::Dead,
-            Err(ReplyError::Remote(text)) if text.ends_with("no such host") => Liveness::Dead,
-            Err(e) => Liveness::Unknown(format!("{data} answered: {e}")),
-        }
+        probe(&self.network, host, data, self.handshake_timeout).await
     }
 
     fn accept_driver(&self) -> Option<Box<dyn AcceptDriver>> {
@@ -183,6 +152,40 @@ impl Drop for LonetEngine {
         {
             serve.abort();
         }
+    }
+}
+
+/// Whether host `host` of network `network` (the full name, `lonetmynet`),
+/// which the registry maps to the OS address `data`, is still served there.
+///
+/// It asks that address, over the handshake, for `host:0` (a port nothing
+/// listens on). Proof of death ([`Liveness::Dead`]): the OS refuses the
+/// connection, or a lonet acceptor answers that it has no such host or
+/// belongs to another network. A live host answers "connection refused"
+/// ([`Liveness::Alive`]); anything else, or no answer within `timeout`,
+/// proves nothing ([`Liveness::Unknown`], with why). Works against the
+/// reference implementation's processes too.
+pub async fn probe(network: &str, host: &str, data: &str, timeout: Duration) -> Liveness {
+    let Ok(os_addr) = data.parse::<SocketAddr>() else {
+        return Liveness::Unknown(format!("its registry entry {data:?} is not an OS address"));
+    };
+    let probe = Addr::new(network, host, 0);
+    let request = handshake::request_line(network, &probe, &probe);
+    let exchange = async {
+        let mut stream = connect_and_send(os_addr, &request).await?;
+        handshake::read_line(&mut stream, MAX_REPLY).await
+    };
+    let line = match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => return Liveness::Unknown(format!("{data} did not answer within {timeout:?}")),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => return Liveness::Dead,
+        Ok(Err(e)) => return Liveness::Unknown(format!("{data}: {e}")),
+        Ok(Ok(line)) => line,
+    };
+    match handshake::parse_reply(&line, network, &probe) {
+        Err(ReplyError::Refused) | Ok(_) => Liveness::Alive,
+        Err(ReplyError::NetworkMismatch { .. }) => Liveness::Dead,
+        Err(ReplyError::Remote(text)) if text.ends_with("no such host") => Liveness::Dead,
+        Err(e) => Liveness::Unknown(format!("{data} answered: {e}")),
     }
 }
 

@@ -68,7 +68,8 @@ use std::time::Duration;
 
 use registry_sqlite::SqliteRegistry;
 
-pub use engine::LoconnectError;
+pub use engine::{probe, LoconnectError};
+pub use virtnet_core::engine::Liveness;
 pub use virtnet_core::{
     integrations, tcp, trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener,
     ListenerCloser, Networker, OpError, Registry, RegistryCause, RegistryError, SubNetwork,
