@@ -27,6 +27,30 @@
 //! leaves the subnetwork's other arrivals waiting until the background task
 //! notices, within 10 ms; drop it or keep polling it.
 //!
+//! # Crashes and bounds
+//! - **Names of dead hosts.** A process that dies without closing leaves
+//!   its hosts in the registry. When `new_host` finds its name taken, it
+//!   [`probe`]s the registered address over the handshake; only on proof of
+//!   death (the OS refuses the connection, or the lonet process there has
+//!   no such host or is another network's) does it take the name over, with
+//!   a compare-and-swap in the registry, so of two processes taking it over
+//!   at once exactly one wins. A live holder, or one that does not answer
+//!   within the handshake deadline, keeps its name: `new_host` fails with
+//!   "host already registered" (and, when it could not tell, why).
+//! - **Every handshake wait ends at the deadline**
+//!   ([`Builder::handshake_timeout`], 10 s by default): the acceptor's wait
+//!   for a request line, a dial's connect and wait for its reply (then
+//!   [`std::io::ErrorKind::TimedOut`]), and a refused dialer that keeps its
+//!   connection open (at most 64 KiB more is read from it).
+//! - **Every listener has a backlog** (`Listener::set_backlog`, 4096 by
+//!   default): past it, dials are refused as by a full SYN queue, after
+//!   dials whose dialers gave up are dropped from the queue.
+//! - **Files.** The registry file and its `-wal`/`-shm` companions must be
+//!   regular files of this user (never symbolic links); a database is
+//!   adopted only if it is empty or exactly the `lonet.1` layout, checked
+//!   before anything is written; a root others can write to needs the
+//!   sticky bit ([`dirs`]).
+//!
 //! # Example
 //! ```
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
