@@ -116,6 +116,7 @@ pub struct Builder {
     root: Option<PathBuf>,
     registry: Option<Arc<dyn Registry>>,
     handshake_timeout: Duration,
+    lock_limit: Duration,
 }
 
 impl Builder {
@@ -126,6 +127,7 @@ impl Builder {
             root: None,
             registry: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            lock_limit: registry_sqlite::DEFAULT_LOCK_LIMIT,
         }
     }
 
@@ -152,6 +154,15 @@ impl Builder {
         self
     }
 
+    /// How long joining waits for another process's lock on the registry
+    /// file (saying so every few seconds) before it fails with "registry
+    /// is down" (default [`registry_sqlite::DEFAULT_LOCK_LIMIT`], 2
+    /// minutes).
+    pub fn registry_lock_limit(mut self, limit: Duration) -> Builder {
+        self.lock_limit = limit;
+        self
+    }
+
     /// Joins the network: opens (or creates) its registry, and starts this
     /// process's OS listener on `127.0.0.1`. Must run within a tokio runtime.
     pub async fn join(self) -> io::Result<SubNetwork> {
@@ -172,7 +183,9 @@ impl Builder {
                     let dir = dirs::network_dir(&root, &self.name)?;
                     (self.name, dir)
                 };
-                let registry = SqliteRegistry::open(dir.join(dirs::REGISTRY_FILE), &name).await?;
+                let file = dir.join(dirs::REGISTRY_FILE);
+                let registry =
+                    SqliteRegistry::open_with_lock_limit(file, &name, self.lock_limit).await?;
                 (name, Arc::new(registry))
             }
         };
@@ -216,6 +229,7 @@ impl std::fmt::Debug for Builder {
                 &self.registry.as_ref().map(|r| r.name().to_owned()),
             )
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("lock_limit", &self.lock_limit)
             .finish()
     }
 }

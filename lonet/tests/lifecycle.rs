@@ -248,3 +248,31 @@ async fn a_burst_of_connections_waits_in_the_os_queue() {
     assert_eq!(peers.len(), 1000);
     net.close().await.unwrap();
 }
+
+/// Joining waits for another process's lock on the registry file only up
+/// to its limit, then fails with "registry is down", naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_gives_up_on_a_registry_locked_too_long() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = lonet::dirs::network_dir(root.path(), "locked").unwrap();
+    let file = dir.join(lonet::dirs::REGISTRY_FILE);
+    let other = rusqlite::Connection::open(&file).unwrap();
+    other
+        .execute_batch("BEGIN EXCLUSIVE; CREATE TABLE not_yet (x);")
+        .unwrap();
+    let err = lonet::Builder::new("locked")
+        .root(root.path())
+        .registry_lock_limit(Duration::from_millis(300))
+        .join()
+        .await
+        .expect_err("the registry stays locked");
+    assert_eq!(VirtError::of(&err), Some(VirtError::RegistryDown), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(r#"{}: open "locked": registry is down"#, file.display())
+    );
+    other.execute_batch("ROLLBACK").unwrap();
+    drop(other);
+    let net = join(root.path(), "locked").await;
+    net.close().await.unwrap();
+}

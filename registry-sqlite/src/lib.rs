@@ -65,5 +65,5 @@ mod registry;
 mod store;
 mod worker;
 
-pub use registry::SqliteRegistry;
+pub use registry::{SqliteRegistry, DEFAULT_LOCK_LIMIT};
 pub use store::SCHEMA_VERSION;

@@ -3,12 +3,55 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use virtnet_core::{async_trait, Registry, RegistryCause, RegistryError};
 
 use crate::store::Fail;
 use crate::worker::{self, Reply, Request, Thread};
+
+/// How long [`SqliteRegistry::open`] waits for another process's lock on the
+/// file before it gives up.
+pub const DEFAULT_LOCK_LIMIT: Duration = Duration::from_secs(120);
+
+/// How often a waiting open says it still waits.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Waits for an open of `path` to end (`opened` disconnects), saying every
+/// [`PROGRESS_EVERY`] that it still waits; past `limit`, sets `gave_up` and
+/// `closed`, which makes the open give up at its next try.
+fn watch_open(
+    path: &Path,
+    limit: Duration,
+    opened: &std::sync::mpsc::Receiver<()>,
+    closed: &AtomicBool,
+    gave_up: &AtomicBool,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let started = Instant::now();
+    loop {
+        let left = limit.saturating_sub(started.elapsed());
+        match opened.recv_timeout(PROGRESS_EVERY.min(left)) {
+            Err(RecvTimeoutError::Timeout) if started.elapsed() >= limit => {
+                gave_up.store(true, Ordering::Release);
+                closed.store(true, Ordering::Release);
+                tracing::warn!(
+                    file = %path.display(),
+                    waited = ?started.elapsed(),
+                    "registry: gave up opening; another process holds the file's lock"
+                );
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => tracing::warn!(
+                file = %path.display(),
+                waited = ?started.elapsed(),
+                "registry: still waiting for another process to release the file's lock"
+            ),
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
 
 /// A handle on a lonet registry file, shared with every other process (and
 /// every other handle) that opens the same file.
@@ -63,42 +106,94 @@ impl SqliteRegistry {
     /// another schema (`schema version mismatch: want "lonet.1"; have "…"`)
     /// or another network (`network name mismatch: want "bbb"; have
     /// "aaa"`), or cannot be opened or written; the file is then left as it
-    /// was. Waits, however long, while other processes hold the database.
+    /// was. Waits while other processes hold the database, saying so every
+    /// few seconds, for up to [`DEFAULT_LOCK_LIMIT`]
+    /// ([`open_with_lock_limit`](Self::open_with_lock_limit) sets another
+    /// limit); then fails with [`RegistryCause::Down`].
     ///
     /// The work runs on a thread of its own; the returned future only waits.
     pub async fn open(path: impl AsRef<Path>, network: &str) -> Result<Self, RegistryError> {
+        Self::open_with_lock_limit(path, network, DEFAULT_LOCK_LIMIT).await
+    }
+
+    /// Like [`open`](Self::open), but gives up waiting for another
+    /// process's lock on the file after `limit`: then it fails with
+    /// [`RegistryCause::Down`] ("registry is down", naming the file). While
+    /// it waits it says so every few seconds (a `tracing` warning naming
+    /// the file).
+    pub async fn open_with_lock_limit(
+        path: impl AsRef<Path>,
+        network: &str,
+        limit: Duration,
+    ) -> Result<Self, RegistryError> {
         let path = path.as_ref().to_path_buf();
         let network = network.to_owned();
+        let closed = Arc::new(AtomicBool::new(false));
+        let gave_up = Arc::new(AtomicBool::new(false));
         let (tx, rx) = oneshot::channel();
+        let (done, opened) = std::sync::mpsc::channel::<()>();
+        let failed = |cause: RegistryCause| {
+            RegistryError::new(&path.display().to_string(), "open", &[&network], cause)
+        };
         let spawned = {
-            let (path, network) = (path.clone(), network.clone());
+            let (path, network, closed) = (path.clone(), network.clone(), closed.clone());
             std::thread::Builder::new()
                 .name("regsqlite-open".to_owned())
                 .spawn(move || {
-                    let _ = tx.send(Self::open_blocking(&path, &network));
+                    let result = Self::open_with(&path, &network, closed);
+                    drop(done);
+                    let _ = tx.send(result);
                 })
         };
-        let failed = |msg: String| {
-            RegistryError::new(
-                &path.display().to_string(),
-                "open",
-                &[&network],
-                RegistryCause::Other(msg.into()),
-            )
-        };
         if let Err(e) = spawned {
-            return Err(failed(format!("cannot start a registry thread: {e}")));
+            return Err(failed(RegistryCause::Other(
+                format!("cannot start a registry thread: {e}").into(),
+            )));
         }
-        rx.await
-            .unwrap_or_else(|_| Err(failed("the opening thread stopped".to_owned())))
+        // A watchdog (a thread: this works on any executor) says every few
+        // seconds that the open still waits, and past `limit` makes it give
+        // up at its next try.
+        let watchdog = {
+            let (path, closed, gave_up) = (path.clone(), closed.clone(), gave_up.clone());
+            std::thread::Builder::new()
+                .name("regsqlite-wait".to_owned())
+                .spawn(move || watch_open(&path, limit, &opened, &closed, &gave_up))
+        };
+        if let Err(e) = watchdog {
+            closed.store(true, Ordering::Release);
+            return Err(failed(RegistryCause::Other(
+                format!("cannot start a registry thread: {e}").into(),
+            )));
+        }
+        let opened = rx.await.unwrap_or_else(|_| {
+            Err(failed(RegistryCause::Other(
+                "the opening thread stopped".into(),
+            )))
+        });
+        if gave_up.load(Ordering::Acquire) {
+            // A handle made just as the limit passed is closed already.
+            if let Ok(handle) = opened {
+                let _ = handle.close().await;
+            }
+            return Err(failed(RegistryCause::Down));
+        }
+        opened
     }
 
     /// Like [`open`](Self::open), but does the work on the calling thread,
     /// blocking it. Do not call it from async code.
     pub fn open_blocking(path: impl AsRef<Path>, network: &str) -> Result<Self, RegistryError> {
-        let path = path.as_ref();
+        Self::open_with(path.as_ref(), network, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Opens on the calling thread; setting `closed` meanwhile makes it
+    /// give up at its next try.
+    fn open_with(
+        path: &Path,
+        network: &str,
+        closed: Arc<AtomicBool>,
+    ) -> Result<Self, RegistryError> {
         let name = path.display().to_string();
-        let closed = Arc::new(AtomicBool::new(false));
         match worker::start(path, network, &closed) {
             Ok((reader, writer)) => Ok(SqliteRegistry {
                 name,

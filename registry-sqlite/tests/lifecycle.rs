@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::raw;
 use futures::FutureExt;
 use registry_sqlite::SqliteRegistry;
-use virtnet_core::{Registry, RegistryCause};
+use virtnet_core::{Registry, RegistryCause, VirtError};
 
 fn files(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -152,6 +152,34 @@ async fn open_waits_for_a_locked_database() {
         .unwrap()
         .expect("open after the lock was released");
     reg.announce("α", "1").await.unwrap();
+    reg.close().await.unwrap();
+}
+
+/// Opening gives up waiting for another program's lock after its limit:
+/// "registry is down", naming the file; the file is left as it was.
+#[tokio::test]
+async fn open_gives_up_on_a_lock_held_too_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let other = raw(&path);
+    other
+        .execute_batch("BEGIN EXCLUSIVE; CREATE TABLE unrelated_yet (x);")
+        .unwrap();
+    let err = SqliteRegistry::open_with_lock_limit(&path, "mynet", Duration::from_millis(300))
+        .await
+        .expect_err("the lock is held all along");
+    assert!(matches!(err.cause(), RegistryCause::Down), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(r#"{}: open "mynet": registry is down"#, path.display())
+    );
+    let io = std::io::Error::from(err);
+    assert_eq!(VirtError::of(&io), Some(VirtError::RegistryDown));
+    other.execute_batch("ROLLBACK").unwrap();
+    drop(other);
+    let reg = SqliteRegistry::open(&path, "mynet")
+        .await
+        .expect("open once free");
     reg.close().await.unwrap();
 }
 
