@@ -33,11 +33,12 @@ use std::time::Duration;
 use rustix::net::{recv, RecvFlags};
 use socket2::SockRef;
 use tokio::io::AsyncWriteExt;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use virtnet_core::engine::{AcceptDriver, Inbox, PendingConn, Transport, Undelivered};
+use virtnet_core::engine::{AcceptDriver, Inbox, PendingConn, Queued, Transport, Undelivered};
 use virtnet_core::{Addr, VirtError};
 
 use crate::handshake::{self, RequestError};
@@ -88,6 +89,13 @@ enum Handoff {
     },
     /// Send this error reply and close.
     Refuse { stream: TcpStream, reply: Vec<u8> },
+    /// A connection queued with no accept waiting: take it off the queue
+    /// if its dialer gives up (closes) before it is taken (`untaken` ends).
+    Watch {
+        stream: Arc<TcpStream>,
+        untaken: oneshot::Receiver<()>,
+        queued: Queued,
+    },
 }
 
 impl Acceptor {
@@ -200,16 +208,28 @@ impl Acceptor {
                 return Some((stream, e.reply_line(network)));
             }
         };
+        let stream = Arc::new(stream);
+        let (taken, untaken) = oneshot::channel();
         let incoming = Box::new(TcpIncoming {
-            stream,
+            stream: stream.clone(),
             network: self.network.clone(),
             dst: dst.clone(),
+            _taken: taken,
         });
-        if let Err(Undelivered { reason, conn }) = self.inbox.deliver(src, &dst, incoming) {
-            if reason == VirtError::NoHost {
-                tracing::warn!(%network, "lonet: address {dst}: no such host");
+        match self.inbox.deliver(src, &dst, incoming) {
+            // No accept waits for it: watch for its dialer giving up.
+            Ok(queued) if !queued.awaited() => self.hand_off(Handoff::Watch {
+                stream,
+                untaken,
+                queued,
+            }),
+            Ok(_) => {}
+            Err(Undelivered { reason, conn }) => {
+                if reason == VirtError::NoHost {
+                    tracing::warn!(%network, "lonet: address {dst}: no such host");
+                }
+                conn.refuse(reason);
             }
-            conn.refuse(reason);
         }
         None
     }
@@ -254,6 +274,9 @@ async fn serve(acceptor: Arc<Acceptor>, mut handoffs: mpsc::UnboundedReceiver<Ha
                 Handoff::Refuse { stream, reply } => {
                     let deadline = Instant::now() + acceptor.handshake_timeout;
                     handshakes.spawn(refuse_and_close(stream, reply, deadline));
+                }
+                Handoff::Watch { stream, untaken, queued } => {
+                    handshakes.spawn(watch_queued(stream, untaken, queued));
                 }
             },
             // The watch came back, or checks are to start: look again.
@@ -374,6 +397,37 @@ async fn refuse_and_close(mut stream: TcpStream, reply: Vec<u8>, deadline: Insta
 /// How much a refused dialer may still send before its socket is closed.
 const DRAIN_LIMIT: usize = 64 * 1024;
 
+/// Watches a queued connection: if its dialer closes before an accept or a
+/// refusal takes it (`untaken` ends then), it leaves the queue at once and
+/// its socket is closed. Bytes from the dialer end the watch: it is there.
+async fn watch_queued(stream: Arc<TcpStream>, mut untaken: oneshot::Receiver<()>, queued: Queued) {
+    loop {
+        tokio::select! {
+            _ = &mut untaken => return,
+            ready = stream.readable() => {
+                let peeked = match ready {
+                    Ok(()) => stream.try_io(Interest::READABLE, || peek_one(&stream)),
+                    Err(e) => Err(e),
+                };
+                match peeked {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Ok(0) | Err(_) => {
+                        queued.withdraw();
+                        return;
+                    }
+                    Ok(_) => return,
+                }
+            }
+        }
+    }
+}
+
+/// Peeks at one byte: `Ok(0)` once the peer closed.
+fn peek_one(stream: &TcpStream) -> io::Result<usize> {
+    let mut probe = [MaybeUninit::<u8>::uninit(); 1];
+    SockRef::from(stream).peek(&mut probe)
+}
+
 /// lonet's [`AcceptDriver`]: takes arrivals off the OS listener in the
 /// accepting task.
 pub(crate) struct Driver {
@@ -421,9 +475,13 @@ impl Drop for Driver {
 
 /// A handshaken OS connection waiting in a listener's queue.
 struct TcpIncoming {
-    stream: TcpStream,
+    /// Shared with the watch of a queued connection (see [`watch_queued`]).
+    stream: Arc<TcpStream>,
     network: Arc<str>,
     dst: Addr,
+    /// Dropped when the connection is accepted, refused or dropped: the
+    /// watch ends.
+    _taken: oneshot::Sender<()>,
 }
 
 impl TcpIncoming {
@@ -444,7 +502,7 @@ impl TcpIncoming {
 impl PendingConn for TcpIncoming {
     fn accept(self: Box<Self>, local: &Addr) -> io::Result<Box<dyn Transport>> {
         self.send_now(&handshake::connected_line(&self.network, local))?;
-        Ok(Box::new(TcpTransport::new(self.stream)))
+        Ok(Box::new(TcpTransport::shared(self.stream)))
     }
 
     fn refuse(self: Box<Self>, reason: VirtError) {
@@ -457,8 +515,7 @@ impl PendingConn for TcpIncoming {
 
     fn is_abandoned(&self) -> bool {
         // The dialer closed its end (end of stream or reset) while queued.
-        let mut probe = [MaybeUninit::<u8>::uninit(); 1];
-        match SockRef::from(&self.stream).peek(&mut probe) {
+        match peek_one(&self.stream) {
             Ok(0) => true,
             Ok(_) => false,
             Err(e) => e.kind() != io::ErrorKind::WouldBlock,

@@ -23,6 +23,11 @@ impl TcpTransport {
     pub(crate) fn new(stream: TcpStream) -> TcpTransport {
         TcpTransport(Arc::new(stream))
     }
+
+    /// The transport of a stream shared (for a while) with a watch.
+    pub(crate) fn shared(stream: Arc<TcpStream>) -> TcpTransport {
+        TcpTransport(stream)
+    }
 }
 
 impl AsyncRead for TcpTransport {

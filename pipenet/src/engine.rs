@@ -3,7 +3,7 @@
 use std::io;
 
 use tokio::sync::oneshot;
-use virtnet_core::engine::{async_trait, Dialed, Engine, Inbox, PendingConn, Transport};
+use virtnet_core::engine::{async_trait, Dialed, Engine, Inbox, PendingConn, Queued, Transport};
 use virtnet_core::{Addr, VirtError};
 
 use crate::pipe::{pipe, PipeEnd};
@@ -40,6 +40,17 @@ impl PendingConn for PendingPipe {
     }
 }
 
+/// Takes a queued connection back when dropped, unless emptied first.
+struct WithdrawOnDrop(Option<Queued>);
+
+impl Drop for WithdrawOnDrop {
+    fn drop(&mut self) {
+        if let Some(queued) = self.0.take() {
+            queued.withdraw();
+        }
+    }
+}
+
 #[async_trait]
 impl Engine for PipeEngine {
     async fn new_host(&self, _host: &str) -> io::Result<String> {
@@ -53,10 +64,15 @@ impl Engine for PipeEngine {
             end: theirs,
             answer,
         });
-        self.inbox
+        let queued = self
+            .inbox
             .deliver(src.clone(), dst, pending)
             .map_err(|undelivered| io::Error::from(undelivered.reason))?;
-        match accepted.await {
+        // Dropped while waiting, this dial takes its pipe off the queue.
+        let mut withdraw = WithdrawOnDrop(Some(queued));
+        let answer = accepted.await;
+        withdraw.0 = None;
+        match answer {
             Ok(Ok(peer)) => Ok(Dialed {
                 transport: Box::new(mine),
                 peer,

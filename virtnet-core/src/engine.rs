@@ -189,10 +189,61 @@ pub struct Undelivered {
     pub conn: Box<dyn PendingConn>,
 }
 
+/// A connection [`Inbox::deliver`] queued on a listener: the engine's way
+/// to take it back if its dialer gives up before an accept takes it.
+///
+/// Dropping it leaves the connection queued (an accept skips it later if
+/// [`PendingConn::is_abandoned`] says so, and a full backlog drops it).
+pub struct Queued {
+    queue: Weak<dyn Withdraw>,
+    id: u64,
+    awaited: bool,
+}
+
+impl Queued {
+    pub(crate) fn new(queue: Weak<dyn Withdraw>, id: u64, awaited: bool) -> Queued {
+        Queued { queue, id, awaited }
+    }
+
+    /// Whether an accept was waiting for it when it arrived: it is then
+    /// taken at once, and needs no watching.
+    pub fn awaited(&self) -> bool {
+        self.awaited
+    }
+
+    /// Removes the connection from its listener's queue, dropping it, unless
+    /// an accept took it already (or the listener closed and refused it).
+    /// Returns whether it was still queued.
+    pub fn withdraw(self) -> bool {
+        self.queue
+            .upgrade()
+            .is_some_and(|queue| queue.withdraw(self.id))
+    }
+}
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queued")
+            .field("id", &self.id)
+            .field("awaited", &self.awaited)
+            .finish()
+    }
+}
+
+/// A listener's queue, as far as [`Queued::withdraw`] needs it.
+pub(crate) trait Withdraw: Send + Sync {
+    /// Removes (and drops) queued connection `id`; false if it is gone.
+    fn withdraw(&self, id: u64) -> bool;
+}
+
 /// Where a subnetwork takes arriving connections in (the core implements it).
 pub(crate) trait Deliver: Send + Sync {
-    fn deliver(&self, src: Addr, dst: &Addr, conn: Box<dyn PendingConn>)
-        -> Result<(), Undelivered>;
+    fn deliver(
+        &self,
+        src: Addr,
+        dst: &Addr,
+        conn: Box<dyn PendingConn>,
+    ) -> Result<Queued, Undelivered>;
 
     fn network(&self) -> &Arc<str>;
 }
@@ -209,13 +260,14 @@ pub struct Inbox {
 
 impl Inbox {
     /// A connection from `src` arrived for `dst`: queue it on the listener
-    /// of `dst`. Never blocks; the listener's accept picks it up.
+    /// of `dst`. Never blocks; the listener's accept picks it up. Keep the
+    /// [`Queued`] to take the connection back if its dialer gives up first.
     pub fn deliver(
         &self,
         src: Addr,
         dst: &Addr,
         conn: Box<dyn PendingConn>,
-    ) -> Result<(), Undelivered> {
+    ) -> Result<Queued, Undelivered> {
         match self.subnet.upgrade() {
             Some(subnet) => subnet.deliver(src, dst, conn),
             None => Err(Undelivered {

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
 
 use crate::down::Down;
-use crate::engine::{Deliver, Dialed, Engine, PendingConn, ShutdownHandle, Undelivered};
+use crate::engine::{Deliver, Dialed, Engine, PendingConn, Queued, ShutdownHandle, Undelivered};
 use crate::ports::{Socket, SocketTable};
 use crate::queue::AcceptQueue;
 use crate::registry::{Registry, RegistryCause, RegistryError};
@@ -242,7 +242,7 @@ impl Deliver for NetCore {
         src: Addr,
         dst: &Addr,
         conn: Box<dyn PendingConn>,
-    ) -> Result<(), Undelivered> {
+    ) -> Result<Queued, Undelivered> {
         let refuse = |reason, conn| Err(Undelivered { reason, conn });
         if self.down.get().is_some() {
             return refuse(VirtError::NetDown, conn);
@@ -254,9 +254,7 @@ impl Deliver for NetCore {
             Some(Socket::Listener(queue)) => queue.clone(),
             _ => return refuse(VirtError::ConnRefused, conn),
         };
-        queue
-            .push(src, conn)
-            .or_else(|conn| refuse(VirtError::ConnRefused, conn))
+        AcceptQueue::push(&queue, src, conn).or_else(|conn| refuse(VirtError::ConnRefused, conn))
     }
 
     fn network(&self) -> &Arc<str> {

@@ -7,12 +7,12 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
 
-use crate::engine::PendingConn;
+use crate::engine::{PendingConn, Queued, Withdraw};
 use crate::{lock, Addr, VirtError};
 
 /// The queue of one listener.
@@ -25,12 +25,17 @@ pub(crate) struct AcceptQueue {
 }
 
 struct State {
-    queue: VecDeque<(Addr, Box<dyn PendingConn>)>,
+    /// The waiting connections, by increasing id.
+    queue: VecDeque<(u64, Addr, Box<dyn PendingConn>)>,
+    /// The id of the next connection queued.
+    next_id: u64,
     /// How many connections may wait; past it, dials are refused.
     backlog: usize,
-    /// The queue was full and held no abandoned connection when last
-    /// looked at; it is looked at again after an accept.
-    full_of_live: bool,
+    /// Dials refused since the full queue was last looked through for
+    /// abandoned connections (`None`: not full since the last accept). It is
+    /// looked through again after an accept, or after as many refusals as
+    /// it holds, so a refused dial costs O(1) on average.
+    refused_since_sweep: Option<usize>,
     closed: Option<VirtError>,
     wakers: Vec<Waker>,
 }
@@ -43,8 +48,9 @@ impl Default for State {
     fn default() -> State {
         State {
             queue: VecDeque::new(),
+            next_id: 0,
             backlog: DEFAULT_BACKLOG,
-            full_of_live: false,
+            refused_since_sweep: None,
             closed: None,
             wakers: Vec::new(),
         }
@@ -75,8 +81,8 @@ impl AcceptQueue {
         if let Some(reason) = st.closed {
             return Poll::Ready(Popped::Closed(reason));
         }
-        while let Some((src, conn)) = st.queue.pop_front() {
-            st.full_of_live = false;
+        while let Some((_, src, conn)) = st.queue.pop_front() {
+            st.refused_since_sweep = None;
             if !conn.is_abandoned() {
                 return Poll::Ready(Popped::Conn(src, conn));
             }
@@ -106,37 +112,47 @@ impl AcceptQueue {
     pub(crate) fn set_backlog(&self, backlog: usize) {
         let mut st = lock(&self.state);
         st.backlog = backlog.max(1);
-        st.full_of_live = false;
+        st.refused_since_sweep = None;
     }
 
     /// Queues a connection; gives it back if the listener is closed, or if
     /// its backlog is full of connections whose dialers still wait.
     pub(crate) fn push(
-        &self,
+        this: &Arc<AcceptQueue>,
         src: Addr,
         conn: Box<dyn PendingConn>,
-    ) -> Result<(), Box<dyn PendingConn>> {
-        let wakers = {
-            let mut st = lock(&self.state);
+    ) -> Result<Queued, Box<dyn PendingConn>> {
+        let (queued, wakers) = {
+            let mut st = lock(&this.state);
             if st.closed.is_some() {
                 return Err(conn);
             }
             if st.queue.len() >= st.backlog {
-                // Dialers that gave up make room; look for them once per
-                // filling, not at every refused dial.
-                if !st.full_of_live {
-                    st.queue.retain(|(_, queued)| !queued.is_abandoned());
-                    st.full_of_live = st.queue.len() >= st.backlog;
+                // Dialers that gave up make room.
+                let sweep = st.refused_since_sweep.is_none_or(|n| n >= st.backlog);
+                if sweep {
+                    st.queue.retain(|(_, _, queued)| !queued.is_abandoned());
+                    st.refused_since_sweep = Some(0);
                 }
-                if st.full_of_live {
+                if st.queue.len() >= st.backlog {
+                    if let Some(n) = &mut st.refused_since_sweep {
+                        *n += 1;
+                    }
                     return Err(conn);
                 }
             }
-            st.queue.push_back((src, conn));
-            self.to_wake(&mut st.wakers)
+            let id = st.next_id;
+            st.next_id += 1;
+            st.queue.push_back((id, src, conn));
+            let awaited = !st.wakers.is_empty();
+            let queue: Weak<dyn Withdraw> = Arc::downgrade(this) as Weak<dyn Withdraw>;
+            (
+                Queued::new(queue, id, awaited),
+                this.to_wake(&mut st.wakers),
+            )
         };
         wakers.into_iter().for_each(Waker::wake);
-        Ok(())
+        Ok(queued)
     }
 
     /// Closes with `reason`: refuses what is queued and wakes the accepts.
@@ -153,7 +169,7 @@ impl AcceptQueue {
                 std::mem::take(&mut st.wakers),
             )
         };
-        for (_, conn) in queue {
+        for (_, _, conn) in queue {
             conn.refuse(VirtError::ConnRefused);
         }
         wakers.into_iter().for_each(Waker::wake);
@@ -190,6 +206,20 @@ impl AcceptQueue {
             }
             _ => std::mem::take(registered),
         }
+    }
+}
+
+impl Withdraw for AcceptQueue {
+    fn withdraw(&self, id: u64) -> bool {
+        let withdrawn = {
+            let mut st = lock(&self.state);
+            match st.queue.binary_search_by_key(&id, |(queued, _, _)| *queued) {
+                Ok(at) => st.queue.remove(at),
+                Err(_) => None,
+            }
+        };
+        // Dropped outside the lock: that may close a socket.
+        withdrawn.is_some()
     }
 }
 
@@ -241,4 +271,63 @@ impl Drop for Driving {
 
 fn queue_id(queue: &AcceptQueue) -> usize {
     std::ptr::from_ref(queue) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::engine::Transport;
+
+    /// A pending connection whose dialer gives up when `gone` is set.
+    struct Dialer {
+        gone: Arc<AtomicBool>,
+    }
+
+    impl PendingConn for Dialer {
+        fn accept(self: Box<Self>, _: &Addr) -> std::io::Result<Box<dyn Transport>> {
+            Err(std::io::ErrorKind::ConnectionAborted.into())
+        }
+
+        fn refuse(self: Box<Self>, _: VirtError) {}
+
+        fn is_abandoned(&self) -> bool {
+            self.gone.load(Ordering::Relaxed)
+        }
+    }
+
+    fn dialer() -> (Box<dyn PendingConn>, Arc<AtomicBool>) {
+        let gone = Arc::new(AtomicBool::new(false));
+        (Box::new(Dialer { gone: gone.clone() }), gone)
+    }
+
+    #[test]
+    fn backlog_refuses_only_live_dialers_and_withdraw_takes_back() {
+        let q = Arc::new(AcceptQueue::new(Addr::new("n", "α", 1)));
+        q.set_backlog(2);
+        let src = Addr::new("n", "β", 1);
+        let (a, a_gone) = dialer();
+        let (b, _) = dialer();
+        let first = AcceptQueue::push(&q, src.clone(), a).ok().expect("queued");
+        assert!(!first.awaited());
+        let second = AcceptQueue::push(&q, src.clone(), b).ok().expect("queued");
+        assert!(
+            AcceptQueue::push(&q, src.clone(), dialer().0).is_err(),
+            "full"
+        );
+        // a dialer that gave up makes room, at the latest after as many
+        // refusals as the backlog holds
+        a_gone.store(true, Ordering::Relaxed);
+        let third = (0..3)
+            .find_map(|_| AcceptQueue::push(&q, src.clone(), dialer().0).ok())
+            .expect("room");
+        assert_eq!(q.len(), 2);
+        assert!(!first.withdraw(), "already dropped by the sweep");
+        assert!(second.withdraw());
+        assert!(third.withdraw());
+        assert_eq!(q.len(), 0);
+        q.shut(VirtError::SockDown);
+        assert!(AcceptQueue::push(&q, src, dialer().0).is_err(), "closed");
+    }
 }
