@@ -189,7 +189,8 @@ async fn four_processes_eight_hosts_all_dial_each_other() {
 }
 
 /// A peer process killed mid-transfer: the survivor's read ends (end of
-/// stream or reset) instead of hanging.
+/// stream or reset) instead of hanging, and the dead host's name is taken
+/// over by another process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_peer_ends_the_survivors_read() {
     let root = tempfile::tempdir().unwrap();
@@ -226,6 +227,16 @@ async fn killed_peer_ends_the_survivors_read() {
     if let Err(e) = end {
         assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
     }
+    // The killed process left σ registered; this process takes it over.
+    let dead = net.registry().query("σ").await.unwrap();
+    let sigma = net
+        .new_host("σ")
+        .await
+        .expect("a dead host's name is taken over");
+    let mine = net.registry().query("α").await.unwrap();
+    assert_ne!(dead, mine);
+    assert_eq!(net.registry().query("σ").await.unwrap(), mine);
+    drop(sigma);
     net.close().await.unwrap();
 }
 
