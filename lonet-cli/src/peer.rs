@@ -57,7 +57,12 @@ async fn serve(subnet: &SubNetwork, host: &str, laddr: &str, mode: Mode) -> io::
         subnet.network()
     );
     match mode {
-        Mode::Once => stdio(announce(listener.accept().await?)).await,
+        Mode::Once => {
+            let conn = announce(listener.accept().await?);
+            // Served: later dials are refused at once, not left waiting.
+            listener.close();
+            stdio(conn).await
+        }
         Mode::Print | Mode::Echo => accept_loop(&listener, mode).await,
     }
 }

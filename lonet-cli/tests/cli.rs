@@ -305,6 +305,30 @@ async fn once_exchanges_stdin_both_ways() {
     assert_eq!(hosts.stdout.lines().count(), 1, "hosts remain: {hosts:?}");
 }
 
+/// A `--once` server refuses later dials at once instead of leaving them
+/// waiting.
+#[tokio::test]
+async fn once_refuses_a_second_dial() {
+    let root = Root::new();
+    let (mut listener, addr) = root.listen(&["once2", "α", "--once"]).await;
+    let mut first = root.spawn(&["dial", "once2", "β", &addr]);
+    listener.wait_for_text("accepted α:2 <- β:1").await;
+    let second = root.run(&["dial", "once2", "γ", &addr], b"").await;
+    second.expect(6);
+    assert!(
+        second
+            .stderr
+            .contains("dial lonetonce2 γ:1->α:1: connection refused"),
+        "{second:?}"
+    );
+    first.feed(b"bye\n");
+    listener.feed(b"");
+    first.finish().await.expect(0);
+    let out = listener.finish().await;
+    out.expect(0);
+    assert_eq!(out.stdout, "bye\n");
+}
+
 /// Piped stdin is sent in full even when the peer has nothing to send and
 /// half-closes at once (netcat-style file transfer, in both directions).
 #[tokio::test]
