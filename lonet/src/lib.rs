@@ -95,9 +95,9 @@ use registry_sqlite::SqliteRegistry;
 pub use engine::{probe, LoconnectError};
 pub use virtnet_core::engine::Liveness;
 pub use virtnet_core::{
-    integrations, tcp, trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener,
-    ListenerCloser, Networker, OpError, Registry, RegistryCause, RegistryError, SubNetwork,
-    VirtError,
+    fault, integrations, tcp, trace, Addr, AddrError, Conn, Fault, Faults, Host, InvalidHostName,
+    Links, Listener, ListenerCloser, Networker, OpError, Registry, RegistryCause, RegistryError,
+    SubNetwork, VirtError,
 };
 
 /// The handshake deadline by default (see [`Builder::handshake_timeout`]).

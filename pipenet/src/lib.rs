@@ -55,9 +55,9 @@ use std::sync::Arc;
 
 pub use registry::RamRegistry;
 pub use virtnet_core::{
-    integrations, tcp, trace, Addr, AddrError, Conn, Host, InvalidHostName, Listener,
-    ListenerCloser, Networker, OpError, Registry, RegistryCause, RegistryError, SubNetwork,
-    VirtError,
+    fault, integrations, tcp, trace, Addr, AddrError, Conn, Fault, Faults, Host, InvalidHostName,
+    Links, Listener, ListenerCloser, Networker, OpError, Registry, RegistryCause, RegistryError,
+    SubNetwork, VirtError,
 };
 
 /// The default buffer size of each direction of a connection: 256 KiB, big
@@ -112,6 +112,12 @@ impl Network {
     /// Whether the network is closed.
     pub fn is_closed(&self) -> bool {
         self.subnet.is_closed()
+    }
+
+    /// The network's faults (see [`Faults`]): partitions, latency,
+    /// bandwidth and resets between its hosts, timed by tokio's clock.
+    pub fn faults(&self) -> Faults {
+        self.subnet.faults()
     }
 
     /// The network as a virtnet [`SubNetwork`] (pipenet has exactly one).

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use virtnet_core::fault::{FaultStore, MemoryFaults};
 use virtnet_core::{async_trait, Registry, RegistryCause, RegistryError};
 
 /// A [`Registry`] kept in memory.
@@ -14,6 +15,7 @@ use virtnet_core::{async_trait, Registry, RegistryCause, RegistryError};
 pub struct RamRegistry {
     name: Arc<str>,
     hosts: Arc<Mutex<HashMap<String, String>>>,
+    faults: MemoryFaults,
     closed: AtomicBool,
 }
 
@@ -23,6 +25,7 @@ impl RamRegistry {
         RamRegistry {
             name: name.into(),
             hosts: Arc::default(),
+            faults: MemoryFaults::new(),
             closed: AtomicBool::new(false),
         }
     }
@@ -32,6 +35,7 @@ impl RamRegistry {
         RamRegistry {
             name: self.name.clone(),
             hosts: self.hosts.clone(),
+            faults: self.faults.clone(),
             closed: AtomicBool::new(false),
         }
     }
@@ -67,6 +71,10 @@ impl Registry for RamRegistry {
         }
         hosts.insert(host.to_owned(), data.to_owned());
         Ok(())
+    }
+
+    fn faults(&self) -> Option<Arc<dyn FaultStore>> {
+        Some(Arc::new(self.faults.clone()))
     }
 
     async fn query(&self, host: &str) -> Result<String, RegistryError> {

@@ -3,10 +3,13 @@
 use std::fmt;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::fault::shaper::{Failure, Shaper};
+use crate::fault::state::FaultState;
 use crate::kernel::PortGuard;
 use crate::trace::{Event, Trace};
 use crate::{Addr, OpError, VirtError};
@@ -29,6 +32,19 @@ pub struct Conn {
     port: Option<PortGuard>,
     /// Where writes, shutdown and close are recorded, if traced.
     observer: Option<Trace>,
+    /// The faults of its network, for a connection on a virtual host.
+    faults: Option<Faulted>,
+}
+
+/// A connection's share of the fault machinery: the network's rules, and
+/// the shaper, made the first time a fault is seen set.
+struct Faulted {
+    state: Arc<FaultState>,
+    /// The network's reset count when the connection was made.
+    born: u64,
+    shaper: Option<Box<Shaper>>,
+    /// Whether the reset was already acted on (transport shut, traced).
+    reset_seen: bool,
 }
 
 impl Conn {
@@ -47,6 +63,7 @@ impl Conn {
             peer,
             port: None,
             observer: None,
+            faults: None,
         }
     }
 
@@ -58,13 +75,120 @@ impl Conn {
         peer: Addr,
         port: PortGuard,
     ) -> Conn {
+        let state = port.host.net.faults.clone();
+        let born = if state.active() {
+            state.rules().resets
+        } else {
+            0
+        };
         Conn {
             io,
             local,
             peer,
             port: Some(port),
             observer: None,
+            faults: Some(Faulted {
+                state,
+                born,
+                shaper: None,
+                reset_seen: false,
+            }),
         }
+    }
+
+    /// Whether a fault was ever set on this connection's network: only then
+    /// do reads and writes go through the shaper.
+    fn faulted(&self) -> bool {
+        self.faults.as_ref().is_some_and(|f| f.state.active())
+    }
+
+    /// This connection's shaper, made on first use.
+    fn shaper(&mut self) -> Option<&mut Shaper> {
+        let f = self.faults.as_mut()?;
+        Some(f.shaper(&self.local, &self.peer))
+    }
+
+    /// A fault's failure as the operation's error. A reset shuts the
+    /// transport (so a peer that does not shape, in another process, sees
+    /// the connection end) and is traced, once.
+    fn fault_error(&mut self, op: &'static str, failure: Failure) -> io::Error {
+        match failure {
+            Failure::Io(e) => match self.is_down() {
+                Some(reason) => self.down_error(op, reason),
+                None => self.error(op, e),
+            },
+            Failure::Reset => {
+                if let Some(f) = self.faults.as_mut().filter(|f| !f.reset_seen) {
+                    f.reset_seen = true;
+                    (self.io.shutdown_handle())();
+                    if let Some(trace) = &self.observer {
+                        let (local, peer) = (self.local.clone(), self.peer.clone());
+                        trace.record(self.local.network(), Event::Reset { local, peer });
+                    }
+                }
+                self.error(op, VirtError::ConnReset.into())
+            }
+        }
+    }
+
+    /// A read through the shaper.
+    fn poll_read_faulted(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(reason) = self.is_down() {
+            return Poll::Ready(Err(self.down_error("read", reason)));
+        }
+        let Some(f) = self.faults.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        match f
+            .shaper(&self.local, &self.peer)
+            .poll_read(cx, &mut *self.io, buf)
+        {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => match self.is_down() {
+                Some(reason) => Poll::Ready(Err(self.down_error("read", reason))),
+                None => Poll::Ready(Ok(())),
+            },
+            Poll::Ready(Err(failure)) => Poll::Ready(Err(self.fault_error("read", failure))),
+        }
+    }
+
+    /// Runs a write-side poll of the transport, through the fault checks
+    /// if a fault was ever set.
+    fn write_side<T>(
+        &mut self,
+        op: &'static str,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut dyn Transport>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if self.faulted() {
+            self.guarded_faulted(op, cx, poll)
+        } else {
+            self.guarded(op, |io| poll(io, cx))
+        }
+    }
+
+    /// Runs a write-side poll after checking for a reset, and asks to be
+    /// woken by a fault change while it waits.
+    fn guarded_faulted<T>(
+        &mut self,
+        op: &'static str,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut dyn Transport>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if let Some(Err(failure)) = self.shaper().map(|s| s.check_write(cx, false)) {
+            return Poll::Ready(Err(self.fault_error(op, failure)));
+        }
+        let done = self.guarded(op, |io| poll(io, cx));
+        if done.is_pending() {
+            if let Some(Err(failure)) = self.shaper().map(|s| s.check_write(cx, true)) {
+                return Poll::Ready(Err(self.fault_error(op, failure)));
+            }
+        }
+        done
     }
 
     /// Records this connection's writes, shutdown and close into `trace`.
@@ -139,7 +263,11 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.get_mut().guarded("read", |io| io.poll_read(cx, buf))
+        let this = self.get_mut();
+        if this.faulted() {
+            return this.poll_read_faulted(cx, buf);
+        }
+        this.guarded("read", |io| io.poll_read(cx, buf))
     }
 }
 
@@ -151,11 +279,11 @@ impl AsyncWrite for Conn {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let Some(trace) = this.observer.clone() else {
-            return this.guarded("write", |io| io.poll_write(cx, buf));
+            return this.write_side("write", cx, |io, cx| io.poll_write(cx, buf));
         };
         let network = this.local.network_arc().clone();
         trace.around(&network, || {
-            let written = this.guarded("write", |io| io.poll_write(cx, buf));
+            let written = this.write_side("write", cx, |io, cx| io.poll_write(cx, buf));
             let event = match written {
                 Poll::Ready(Ok(n @ 1..)) => Some(this.event_write(buf[..n].to_vec())),
                 _ => None,
@@ -171,11 +299,11 @@ impl AsyncWrite for Conn {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let Some(trace) = this.observer.clone() else {
-            return this.guarded("write", |io| io.poll_write_vectored(cx, bufs));
+            return this.write_side("write", cx, |io, cx| io.poll_write_vectored(cx, bufs));
         };
         let network = this.local.network_arc().clone();
         trace.around(&network, || {
-            let written = this.guarded("write", |io| io.poll_write_vectored(cx, bufs));
+            let written = this.write_side("write", cx, |io, cx| io.poll_write_vectored(cx, bufs));
             let event = match written {
                 Poll::Ready(Ok(n @ 1..)) => {
                     let data = bufs
@@ -196,17 +324,18 @@ impl AsyncWrite for Conn {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().guarded("write", |io| io.poll_flush(cx))
+        self.get_mut()
+            .write_side("write", cx, |io, cx| io.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let Some(trace) = this.observer.clone() else {
-            return this.guarded("shutdown", |io| io.poll_shutdown(cx));
+            return this.write_side("shutdown", cx, |io, cx| io.poll_shutdown(cx));
         };
         let network = this.local.network_arc().clone();
         trace.around(&network, || {
-            let done = this.guarded("shutdown", |io| io.poll_shutdown(cx));
+            let done = this.write_side("shutdown", cx, |io, cx| io.poll_shutdown(cx));
             let event = match done {
                 Poll::Ready(Ok(())) => Some(Event::Shutdown {
                     local: this.local.clone(),
@@ -236,6 +365,20 @@ impl fmt::Debug for Conn {
             .field("local", &self.local)
             .field("peer", &self.peer)
             .finish()
+    }
+}
+
+impl Faulted {
+    fn shaper(&mut self, local: &Addr, peer: &Addr) -> &mut Shaper {
+        self.shaper.get_or_insert_with(|| {
+            Box::new(Shaper::new(
+                self.state.clone(),
+                local.host(),
+                peer.host(),
+                (local.port(), peer.port()),
+                self.born,
+            ))
+        })
     }
 }
 

@@ -51,6 +51,12 @@ pub enum VirtError {
     NoHost,
     /// `host already registered`: the host name is taken on this network.
     HostDup,
+    /// `no route to host`: a fault makes the link unreachable.
+    HostUnreach,
+    /// `connection reset by peer`: a fault reset the connection.
+    ConnReset,
+    /// `faults are not supported by this registry`.
+    FaultsUnsupported,
 }
 
 impl VirtError {
@@ -66,6 +72,9 @@ impl VirtError {
             VirtError::RegistryDown => "registry is down",
             VirtError::NoHost => "no such host",
             VirtError::HostDup => "host already registered",
+            VirtError::HostUnreach => "no route to host",
+            VirtError::ConnReset => "connection reset by peer",
+            VirtError::FaultsUnsupported => "faults are not supported by this registry",
         }
     }
 
@@ -80,6 +89,9 @@ impl VirtError {
             VirtError::ConnRefused => io::ErrorKind::ConnectionRefused,
             VirtError::NoHost => io::ErrorKind::NotFound,
             VirtError::HostDup => io::ErrorKind::AlreadyExists,
+            VirtError::HostUnreach => io::ErrorKind::HostUnreachable,
+            VirtError::ConnReset => io::ErrorKind::ConnectionReset,
+            VirtError::FaultsUnsupported => io::ErrorKind::Unsupported,
         }
     }
 

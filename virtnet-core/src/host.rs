@@ -68,7 +68,12 @@ impl Host {
             .into()
         };
         let dst = self.parse(addr).map_err(|e| fail(None, e))?;
-        let attempt = h.net.dial_via_registry(&src, &dst);
+        let attempt = async {
+            h.net.dial_faults(&h.name, dst.host()).await?;
+            let dialed = h.net.dial_via_registry(&src, &dst).await?;
+            h.net.dial_reply_faults(&h.name, dst.host()).await;
+            Ok(dialed)
+        };
         let dialed = tokio::select! {
             biased;
             reason = h.down.wait() => Err(reason.into()),

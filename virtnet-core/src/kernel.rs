@@ -25,9 +25,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
+use tokio::task::AbortHandle;
 
 use crate::down::Down;
 use crate::engine::{Deliver, Dialed, Engine, PendingConn, Queued, ShutdownHandle, Undelivered};
+use crate::fault::state::FaultState;
 use crate::ports::{Socket, SocketTable};
 use crate::queue::AcceptQueue;
 use crate::registry::{Registry, RegistryCause, RegistryError};
@@ -48,6 +50,10 @@ pub(crate) struct NetCore {
     /// Registry entries of dropped hosts still being removed in the
     /// background; `close` waits for them before it closes the registry.
     leaving: Arc<Leaving>,
+    /// The network's fault rules as known here.
+    pub(crate) faults: Arc<FaultState>,
+    /// The task following the registry's fault store, once started.
+    fault_watch: Mutex<Option<AbortHandle>>,
 }
 
 /// A count of background removals from the registry, and their end.
@@ -109,6 +115,92 @@ impl NetCore {
             down: Down::default(),
             auto_close: AtomicBool::new(false),
             leaving: Arc::default(),
+            faults: Arc::default(),
+            fault_watch: Mutex::default(),
+        }
+    }
+
+    /// Starts following the registry's fault rules, once per subnetwork:
+    /// loads them now, then takes every change the store reports, in a
+    /// task that ends with the subnetwork. Nothing if the registry keeps no
+    /// faults.
+    pub(crate) async fn follow_faults(&self) {
+        let Some(store) = self.registry.faults() else {
+            return;
+        };
+        if lock(&self.fault_watch).is_some() {
+            return;
+        }
+        if let Ok(rules) = store.load().await {
+            self.faults.install(rules);
+        }
+        let mut watch = lock(&self.fault_watch);
+        if watch.is_some() || self.down.get().is_some() {
+            return;
+        }
+        let state = Arc::downgrade(&self.faults);
+        let mut seen = self.faults.version();
+        let task = tokio::spawn(async move {
+            loop {
+                match store.changed(seen).await {
+                    Ok(rules) => {
+                        let Some(state) = state.upgrade() else {
+                            return;
+                        };
+                        seen = rules.version;
+                        state.install(rules);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "virtnet: cannot follow the fault rules; retrying in 1 s");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        *watch = Some(task.abort_handle());
+    }
+
+    /// What faults do to a dial from host `from` to host `to` before it
+    /// leaves: an unreachable link fails it, a partition holds it until
+    /// healed, latency delays it by the outgoing link's.
+    pub(crate) async fn dial_faults(&self, from: &str, to: &str) -> Result<(), VirtError> {
+        if !self.faults.active() {
+            return Ok(());
+        }
+        loop {
+            let seen = self.faults.version();
+            let rules = self.faults.rules();
+            let there = rules.get(from, to).cloned().unwrap_or_default();
+            let back = rules.get(to, from).cloned().unwrap_or_default();
+            if there.unreachable || back.unreachable {
+                return Err(VirtError::HostUnreach);
+            }
+            if there.partition || back.partition {
+                self.faults.changed(seen).await;
+                continue;
+            }
+            if !there.latency.is_zero() {
+                tokio::time::sleep(there.latency).await;
+            }
+            return Ok(());
+        }
+    }
+
+    /// The answer's way back on a dial from `from` to `to`: the latency of
+    /// the link from `to` to `from`.
+    pub(crate) async fn dial_reply_faults(&self, from: &str, to: &str) {
+        if !self.faults.active() {
+            return;
+        }
+        let latency = self.faults.rules().get(to, from).map(|f| f.latency);
+        if let Some(latency) = latency.filter(|l| !l.is_zero()) {
+            tokio::time::sleep(latency).await;
+        }
+    }
+
+    fn stop_following_faults(&self) {
+        if let Some(task) = lock(&self.fault_watch).take() {
+            task.abort();
         }
     }
 
@@ -121,6 +213,7 @@ impl NetCore {
             return Ok(());
         }
         tracing::debug!(network = %self.network, "virtnet: network closed");
+        self.stop_following_faults();
         for host in self.shut_all(VirtError::NetDown) {
             host.unannounce().await;
         }
@@ -259,6 +352,12 @@ impl Deliver for NetCore {
 
     fn network(&self) -> &Arc<str> {
         &self.network
+    }
+}
+
+impl Drop for NetCore {
+    fn drop(&mut self) {
+        self.stop_following_faults();
     }
 }
 

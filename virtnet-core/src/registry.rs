@@ -8,8 +8,11 @@
 use std::error::Error;
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 use async_trait::async_trait;
+
+use crate::fault::FaultStore;
 
 /// A host registry shared by every subnetwork of one network.
 ///
@@ -77,6 +80,17 @@ pub trait Registry: Send + Sync + 'static {
             &[],
             RegistryCause::Unsupported,
         ))
+    }
+
+    /// Where the network keeps its fault rules, if this registry can keep
+    /// them (see [`crate::fault`]). Every subnetwork of the network must get
+    /// the same rules from it.
+    ///
+    /// Provided: the default keeps none, and setting a fault on a network
+    /// with this registry fails with "faults are not supported by this
+    /// registry" ([`VirtError::FaultsUnsupported`](crate::VirtError::FaultsUnsupported)).
+    fn faults(&self) -> Option<Arc<dyn FaultStore>> {
+        None
     }
 
     /// Closes this handle; every later call answers [`RegistryCause::Down`].

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::engine::{Deliver, Engine, Inbox, Liveness};
+use crate::faults::Faults;
 use crate::host::Host;
 use crate::kernel::{registry_io, run_in_background, HostCore, NetCore};
 use crate::registry::{Registry, RegistryCause};
@@ -79,6 +80,7 @@ impl SubNetwork {
         if net.host(name).is_some() {
             return Err(fail(VirtError::HostDup.into()));
         }
+        net.follow_faults().await;
         let data = net.engine.new_host(name).await.map_err(fail)?;
         let mut announced = AnnounceGuard {
             registry: net.registry.clone(),
@@ -99,6 +101,12 @@ impl SubNetwork {
         net.add_host(&host).map_err(|reason| fail(reason.into()))?;
         announced.disarm();
         Ok(Host(host))
+    }
+
+    /// The network's faults: set partitions, latency, bandwidth limits and
+    /// resets between its hosts (see [`Faults`]).
+    pub fn faults(&self) -> Faults {
+        Faults::new(self.0.clone())
     }
 
     /// The host `name` of this subnetwork, if it exists (some handle of it

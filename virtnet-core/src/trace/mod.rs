@@ -125,6 +125,21 @@ pub enum Event {
         /// The host.
         host: String,
     },
+    /// Faults were set or healed (`partition {α} | {β,γ}`, `heal α β`,
+    /// `latency α β 20ms jitter 5ms seed 7`), through a
+    /// [`Faults`](crate::Faults) handle that observes this trace.
+    Fault {
+        /// What was done, as the line shows it.
+        action: String,
+    },
+    /// A connection end failed with "connection reset by peer" because a
+    /// fault reset it.
+    Reset {
+        /// The end that saw the reset.
+        local: Addr,
+        /// The other end.
+        peer: Addr,
+    },
 }
 
 impl Event {
@@ -141,6 +156,8 @@ impl Event {
             Event::Close { .. } => "close",
             Event::CloseListener { .. } => "close-listener",
             Event::CloseHost { .. } => "close-host",
+            Event::Fault { .. } => "fault",
+            Event::Reset { .. } => "reset",
         }
     }
 
@@ -175,7 +192,8 @@ impl Event {
             Event::Connect { local, peer }
             | Event::Accept { local, peer }
             | Event::Shutdown { local, peer }
-            | Event::Close { local, peer } => {
+            | Event::Close { local, peer }
+            | Event::Reset { local, peer } => {
                 put("local", &local.to_string());
                 put("peer", &peer.to_string());
             }
@@ -191,6 +209,7 @@ impl Event {
                 }
             }
             Event::CloseHost { host } => put("host", host),
+            Event::Fault { action } => put("action", action),
         }
         out.push('}');
         out
@@ -216,6 +235,8 @@ impl fmt::Display for Event {
             Event::Close { local, peer } => write!(f, "close {local} -> {peer}"),
             Event::CloseListener { addr } => write!(f, "close-listener {addr}"),
             Event::CloseHost { host } => write!(f, "close-host {host}"),
+            Event::Fault { action } => f.write_str(action),
+            Event::Reset { local, peer } => write!(f, "reset {local} -> {peer}"),
         }
     }
 }
