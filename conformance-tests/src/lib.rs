@@ -15,6 +15,9 @@
 //!   ports (virtnet hosts, real TCP): [`networker::Fixture`],
 //!   [`networker::run`], and [`networker_suite!`].
 //! - [`registry`]: the registry scenarios and [`registry_suite!`].
+//! - [`faults`]: the fault scenarios (partition, unreachable, latency,
+//!   bandwidth, reset, heal) and [`fault_suite!`], for networks whose
+//!   registry keeps faults.
 //! - [`waiting`]: how a scenario says what it waits for
 //!   ([`WaitingFor::waiting_for`], [`step`]), and [`spawn`] /
 //!   [`spawn_blocked`] for tasks that keep those labels.
@@ -70,6 +73,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use virtnet_core::SubNetwork;
 
+pub mod faults;
 pub mod network;
 pub mod networker;
 pub mod registry;

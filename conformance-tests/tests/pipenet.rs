@@ -77,3 +77,7 @@ async fn abandoned_dials_leave_the_queue_at_once() {
     assert_eq!(c.unwrap().peer_addr(), s.unwrap().local_addr());
     net.close().await.unwrap();
 }
+
+conformance_tests::fault_suite!(|| async {
+    pipenet::Network::new(&fresh_name()).subnetwork().clone()
+});

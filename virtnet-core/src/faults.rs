@@ -310,7 +310,7 @@ impl Faults {
                 .map_err(|e| self.error(e))?
             {
                 let seed = rules.seed;
-                self.net.faults.install(rules);
+                self.net.install_faults(rules);
                 if let Some(trace) = &self.trace {
                     let action = if action.contains("jitter") {
                         format!("{action} seed {seed}")

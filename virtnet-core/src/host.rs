@@ -80,7 +80,7 @@ impl Host {
             dialed = attempt => dialed,
         };
         let conn = dialed.and_then(|dialed| {
-            port.connect(dialed.transport.shutdown_handle())?;
+            port.connect(dialed.transport.shutdown_handle(), &dialed.peer)?;
             Ok(Conn::on_port(
                 dialed.transport,
                 src.clone(),

@@ -30,6 +30,7 @@ use tokio::task::AbortHandle;
 use crate::down::Down;
 use crate::engine::{Deliver, Dialed, Engine, PendingConn, Queued, ShutdownHandle, Undelivered};
 use crate::fault::state::FaultState;
+use crate::fault::{FaultRules, Link};
 use crate::ports::{Socket, SocketTable};
 use crate::queue::AcceptQueue;
 use crate::registry::{Registry, RegistryCause, RegistryError};
@@ -124,7 +125,7 @@ impl NetCore {
     /// loads them now, then takes every change the store reports, in a
     /// task that ends with the subnetwork. Nothing if the registry keeps no
     /// faults.
-    pub(crate) async fn follow_faults(&self) {
+    pub(crate) async fn follow_faults(self: &Arc<Self>) {
         let Some(store) = self.registry.faults() else {
             return;
         };
@@ -132,23 +133,23 @@ impl NetCore {
             return;
         }
         if let Ok(rules) = store.load().await {
-            self.faults.install(rules);
+            self.install_faults(rules);
         }
         let mut watch = lock(&self.fault_watch);
         if watch.is_some() || self.down.get().is_some() {
             return;
         }
-        let state = Arc::downgrade(&self.faults);
+        let net = Arc::downgrade(self);
         let mut seen = self.faults.version();
         let task = tokio::spawn(async move {
             loop {
                 match store.changed(seen).await {
                     Ok(rules) => {
-                        let Some(state) = state.upgrade() else {
+                        let Some(net) = net.upgrade() else {
                             return;
                         };
                         seen = rules.version;
-                        state.install(rules);
+                        net.install_faults(rules);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "virtnet: cannot follow the fault rules; retrying in 1 s");
@@ -158,6 +159,42 @@ impl NetCore {
             }
         });
         *watch = Some(task.abort_handle());
+    }
+
+    /// Takes `rules` if they are newer than those held. Connections on
+    /// links that were reset or made unreachable by the change have their
+    /// transports shut at once, so operations blocked on them (which may
+    /// have started before any fault was set, and so wait in the transport
+    /// alone) wake up and see the reset.
+    pub(crate) fn install_faults(&self, rules: FaultRules) {
+        let old = self.faults.rules();
+        let hit: Vec<Link> = rules
+            .links
+            .iter()
+            .filter(|(link, new)| {
+                let was = old.links.get(*link);
+                (new.unreachable && !was.is_some_and(|w| w.unreachable))
+                    || new.reset > was.map_or(0, |w| w.reset)
+            })
+            .map(|(link, _)| link.clone())
+            .collect();
+        if !self.faults.install(rules) || hit.is_empty() {
+            return;
+        }
+        for host in self.hosts() {
+            let table = lock(&host.sockets);
+            for socket in table.iter() {
+                if let Socket::Conn(shutdown, peer) = socket {
+                    let touches = |l: &Link| {
+                        (l.from == *host.name && l.to == **peer)
+                            || (l.to == *host.name && l.from == **peer)
+                    };
+                    if hit.iter().any(touches) {
+                        shutdown();
+                    }
+                }
+            }
+        }
     }
 
     /// What faults do to a dial from host `from` to host `to` before it
@@ -445,7 +482,7 @@ impl HostCore {
                 Socket::Listener(queue) => {
                     queue.shut(reason);
                 }
-                Socket::Conn(shutdown) => shutdown(),
+                Socket::Conn(shutdown, _) => shutdown(),
                 Socket::Reserved => {}
             }
         }
@@ -500,12 +537,12 @@ pub(crate) struct PortGuard {
 impl PortGuard {
     /// Makes the reserved port an established connection's, whose transport
     /// `shutdown` shuts when the host goes down.
-    pub(crate) fn connect(&self, shutdown: ShutdownHandle) -> Result<(), VirtError> {
+    pub(crate) fn connect(&self, shutdown: ShutdownHandle, peer: &Addr) -> Result<(), VirtError> {
         let mut table = lock(&self.host.sockets);
         if let Some(reason) = self.host.down.get() {
             return Err(reason);
         }
-        if !table.replace(self.port, Socket::Conn(shutdown)) {
+        if !table.replace(self.port, Socket::Conn(shutdown, peer.host_arc().clone())) {
             return Err(VirtError::HostDown);
         }
         Ok(())

@@ -356,7 +356,7 @@ fn poll_accept_on_port(
         let Ok(transport) = pending.accept(&local) else {
             continue; // the dialer is gone; `port` is freed
         };
-        if let Err(reason) = port.connect(transport.shutdown_handle()) {
+        if let Err(reason) = port.connect(transport.shutdown_handle(), &src) {
             return Poll::Ready(Err(accept_error(&queue.addr, reason)));
         }
         tracing::debug!(

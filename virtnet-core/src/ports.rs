@@ -17,8 +17,9 @@ pub(crate) enum Socket {
     Reserved,
     /// A listener, by its accept queue.
     Listener(Arc<AcceptQueue>),
-    /// An established connection, with the handle that shuts its transport.
-    Conn(ShutdownHandle),
+    /// An established connection, with the handle that shuts its transport
+    /// and its peer's host (for faults that reset a link's connections).
+    Conn(ShutdownHandle, Arc<str>),
 }
 
 /// The sockets of one host, indexed by port.
@@ -124,6 +125,11 @@ impl SocketTable {
     }
 
     /// Empties the table, returning every socket.
+    /// Every socket, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Socket> {
+        self.slots.iter().flatten().chain(self.far.values())
+    }
+
     pub(crate) fn drain(&mut self) -> Vec<Socket> {
         self.holes.clear();
         let far = std::mem::take(&mut self.far).into_values();
