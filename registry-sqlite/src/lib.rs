@@ -11,6 +11,9 @@
 //!   how a call reaches its thread. Start here.
 //! - `store.rs`: the file: schema, opening and checking it, waiting out a
 //!   busy database.
+//! - [`SqliteFaults`] (`faults.rs`): the network's fault rules, in a
+//!   table of the same file, and how `changed` watches for them
+//!   (`notify.rs`: inotify, or polling without it).
 //! - `worker.rs`: the threads that own the SQLite connections and the
 //!   statements each operation runs.
 //! - `quote.rs`: Go's `%q`, for the reference's error texts.
@@ -61,9 +64,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod faults;
+mod notify;
 mod registry;
 mod store;
 mod worker;
 
+pub use faults::SqliteFaults;
 pub use registry::{SqliteRegistry, DEFAULT_LOCK_LIMIT};
 pub use store::SCHEMA_VERSION;

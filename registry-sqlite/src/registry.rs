@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+use virtnet_core::fault::FaultStore;
 use virtnet_core::{async_trait, Registry, RegistryCause, RegistryError};
 
+use crate::faults::SqliteFaults;
 use crate::store::Fail;
 use crate::worker::{self, Reply, Request, Thread};
 
@@ -80,7 +82,12 @@ fn watch_open(
 ///   handle.
 /// - **Closing**: after [`close`](Registry::close) returns, this handle has
 ///   closed its connections and every call answers
-///   [`RegistryCause::Down`]; other handles are unaffected. An operation
+///   [`RegistryCause::Down`]; other handles are unaffected.
+/// - **Faults**: [`Registry::faults`] keeps the network's fault rules in a
+///   table of the same file, made by the first change ([`SqliteFaults`]);
+///   the store shares this handle's threads (a store kept after the handle
+///   is dropped keeps them until it is dropped too, answering "registry is
+///   down"). An operation
 ///   waiting for a busy database when the handle is closed answers `Down`.
 ///   Dropping the handle does the same without waiting: its threads close
 ///   the connections and end in the background.
@@ -94,6 +101,7 @@ pub struct SqliteRegistry {
     closed: Arc<AtomicBool>,
     reader: Thread,
     writer: Thread,
+    faults: Arc<SqliteFaults>,
 }
 
 impl SqliteRegistry {
@@ -196,6 +204,13 @@ impl SqliteRegistry {
         let name = path.display().to_string();
         match worker::start(path, network, &closed) {
             Ok((reader, writer)) => Ok(SqliteRegistry {
+                faults: Arc::new(SqliteFaults::new(
+                    name.clone(),
+                    path.to_path_buf(),
+                    closed.clone(),
+                    reader.clone(),
+                    writer.clone(),
+                )),
                 name,
                 path: path.to_path_buf(),
                 network: network.to_owned(),
@@ -241,7 +256,8 @@ impl SqliteRegistry {
     }
 }
 
-fn cause(fail: Fail) -> RegistryCause {
+/// The registry cause of a failed operation.
+pub(crate) fn cause(fail: Fail) -> RegistryCause {
     match fail {
         Fail::Down => RegistryCause::Down,
         Fail::NoHost => RegistryCause::NoHost,
@@ -305,12 +321,19 @@ impl Registry for SqliteRegistry {
             .await
     }
 
+    /// The fault rules, in a table of the registry file (see
+    /// [`SqliteFaults`]); the same store at every call.
+    fn faults(&self) -> Option<Arc<dyn FaultStore>> {
+        Some(self.faults.clone())
+    }
+
     /// Closes this handle: stops its threads and closes its connections,
     /// then returns. Idempotent.
     async fn close(&self) -> Result<(), RegistryError> {
         // Operations in progress see the flag and answer `Down` (one waiting
         // for a busy database stops waiting); queued ones too.
         self.closed.store(true, Ordering::Release);
+        self.faults.stop();
         self.reader.close().await;
         self.writer.close().await;
         Ok(())
@@ -323,6 +346,7 @@ impl Drop for SqliteRegistry {
     /// each thread closes its connection and ends.
     fn drop(&mut self) {
         self.closed.store(true, Ordering::Release);
+        self.faults.stop();
         // Dropping the channels (the fields) wakes the sleeping threads.
     }
 }

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! `meta` holds `schemaver` = `lonet.1` and `network` = the network's user
-//! name. Opening a file goes:
+//! name. A third table, `virtnet_faults`, is made by the first fault change
+//! (`faults.rs`); a file with it, in exactly its layout, is still a
+//! registry. Opening a file goes:
 //! 0. the file and its `-wal` / `-shm` companions must not be symbolic
 //!    links or another user's files ([`check_files`], before and after
 //!    opening, which uses `SQLITE_OPEN_NOFOLLOW`);
@@ -369,7 +371,8 @@ fn is_internal_table(name: &str) -> bool {
 }
 
 /// Refuses a non-empty database whose schema is not `lonet.1`: the tables
-/// must be exactly `hosts` and `meta`, with nothing else in the schema
+/// must be exactly `hosts` and `meta` (and, if fault rules were ever set,
+/// `virtnet_faults`, checked by [`check_faults_table`]), with nothing else in the schema
 /// but the indexes SQLite makes for their keys (no views, triggers or
 /// other indexes), and each table must have its two columns, in order,
 /// of type TEXT, with the first one (`hostname`, `name`) unique and no
@@ -391,7 +394,7 @@ fn check_layout(conn: &Connection, objects: &[(String, String, String)]) -> Resu
             tables.join(", ")
         )));
     }
-    if tables != ["hosts", "meta"] {
+    if tables != ["hosts", "meta"] && tables != ["hosts", "meta", crate::faults::TABLE] {
         return Err(not_registry(format!(
             "the database has tables ({}), not exactly hosts and meta",
             tables.join(", ")
@@ -413,6 +416,44 @@ fn check_layout(conn: &Connection, objects: &[(String, String, String)]) -> Resu
     }
     check_table(conn, "hosts", ["hostname", "osladdr"]).map_err(not_registry)?;
     check_table(conn, "meta", ["name", "value"]).map_err(not_registry)?;
+    if tables.contains(&crate::faults::TABLE) {
+        check_faults_table(conn).map_err(not_registry)?;
+    }
+    Ok(())
+}
+
+/// Checks that the fault rules' table (made by this crate, see
+/// `faults.rs`) is exactly `id INTEGER PRIMARY KEY, version INTEGER, rules
+/// TEXT`; says what is wrong otherwise.
+fn check_faults_table(conn: &Connection) -> Result<(), String> {
+    let table = crate::faults::TABLE;
+    let sql_error = |e: rusqlite::Error| format!("cannot read table {table}: {e}");
+    let mut st = conn
+        .prepare("SELECT name, type, pk FROM pragma_table_info(?1)")
+        .map_err(sql_error)?;
+    let have = st
+        .query_map([table], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<(String, String, i64)>>>())
+        .map_err(sql_error)?;
+    let want = [
+        ("id", "INTEGER", 1),
+        ("version", "INTEGER", 0),
+        ("rules", "TEXT", 0),
+    ];
+    let same = have.len() == want.len()
+        && have
+            .iter()
+            .zip(want)
+            .all(|((name, ty, pk), (n, t, p))| name == n && ty.eq_ignore_ascii_case(t) && *pk == p);
+    if !same {
+        return Err(format!(
+            "table {table} has columns ({}), want (id INTEGER PRIMARY KEY, version INTEGER, rules TEXT)",
+            have.iter()
+                .map(|(name, ty, _)| format!("{name} {ty}").trim_end().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     Ok(())
 }
 

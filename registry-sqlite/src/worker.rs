@@ -5,7 +5,10 @@
 //! threads, each owning one connection and serving requests from a channel,
 //! answering on a oneshot:
 //! - the *reader* (`regsqlite-r`) answers `query` and `list`;
-//! - the *writer* (`regsqlite-w`) answers `announce` and `unannounce`.
+//! - the *writer* (`regsqlite-w`) answers `announce`, `unannounce`,
+//!   `replace` and fault changes.
+//!
+//! The reader also reads the fault rules.
 //!
 //! With WAL, readers never wait for writers, so a dial's query is not held
 //! up behind an announce that waits for another process's write lock. A
@@ -25,7 +28,7 @@
 //! callers see the handle as down.
 
 use std::future::{poll_fn, Future};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
@@ -36,7 +39,9 @@ use std::time::{Duration, Instant};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
+use virtnet_core::fault::FaultRules;
 
+use crate::faults;
 use crate::store::{self, retry, Fail};
 
 /// Where a request's answer goes.
@@ -67,6 +72,19 @@ pub(crate) enum Request {
         new: String,
         reply: Reply<bool>,
     },
+    /// The fault rules, unless their version is `unless` (then `None`).
+    LoadFaults {
+        unless: Option<u64>,
+        reply: Reply<Option<FaultRules>>,
+    },
+    /// Stores `rules` if the stored version is `base`, then touches the
+    /// file at `path`.
+    StoreFaults {
+        base: u64,
+        rules: FaultRules,
+        path: PathBuf,
+        reply: Reply<bool>,
+    },
     /// Closes the connection and stops the thread, then answers.
     Close { reply: oneshot::Sender<()> },
 }
@@ -78,7 +96,10 @@ pub(crate) enum Request {
 /// sleeping thread costs.
 const STAY_AWAKE: Duration = Duration::from_micros(50);
 
-/// A connection thread, as its handle sees it.
+/// A connection thread, as its handle sees it. Clones send to the same
+/// thread (the handle's fault store has one); the thread ends once every
+/// clone is dropped, or at [`Thread::close`].
+#[derive(Clone)]
 pub(crate) struct Thread {
     requests: mpsc::Sender<Request>,
 }
@@ -180,6 +201,17 @@ fn serve(conn: Connection, rx: &mpsc::Receiver<Request>, closed: &AtomicBool, or
                 reply,
             } => {
                 let _ = reply.send(replace(&conn, closed, &host, &old, &new));
+            }
+            Request::LoadFaults { unless, reply } => {
+                let _ = reply.send(faults::load(&conn, closed, unless));
+            }
+            Request::StoreFaults {
+                base,
+                rules,
+                path,
+                reply,
+            } => {
+                let _ = reply.send(faults::store_if(&conn, closed, &path, base, &rules));
             }
         }
     }
