@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod fault;
 mod inspect;
 mod peer;
 
@@ -11,7 +12,7 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use virtnet_core::VirtError;
 
 /// lonet: virtual networks of named hosts with predictable ports, shared by
@@ -72,6 +73,11 @@ enum Command {
         /// The address to dial, "host:port".
         addr: String,
     },
+    /// Set, heal or list the faults of NET (partitions, unreachable links,
+    /// latency, bandwidth, resets): every process of the network applies
+    /// them at once. Joins nothing: no host is made.
+    #[command(after_help = fault::EXAMPLES)]
+    Fault(fault::FaultArgs),
     /// Remove a network's directory and registry (refused while any of its
     /// hosts is alive), or only its dead hosts.
     Rm {
@@ -96,11 +102,24 @@ mod exit {
     pub const NO_HOST: u8 = 4;
     /// The dialed address refused the connection.
     pub const REFUSED: u8 = 6;
+    /// No route to the dialed host (a fault makes it unreachable).
+    pub const UNREACHABLE: u8 = 7;
+    /// A fault reset the connection.
+    pub const RESET: u8 = 8;
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     show_events(cli.verbose);
+    // Check `lonet fault`'s arguments before anything runs: a bad one is a
+    // usage error (exit 2), like those clap finds.
+    let command = match cli.command {
+        Command::Fault(args) => match args.action.plan() {
+            Ok(plan) => Run::Fault(args.net, plan),
+            Err(fault::Usage(msg)) => usage_error("fault", msg),
+        },
+        other => Run::Other(other),
+    };
     let root = cli.root.unwrap_or_else(lonet::dirs::default_root);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -110,7 +129,12 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        let command = match command {
+            Run::Fault(net, plan) => return fault::run(&root, &net, plan).await,
+            Run::Other(command) => command,
+        };
+        match command {
+            Command::Fault(_) => Ok(()),
             Command::Demo => demo::run(&root).await,
             Command::Ls => inspect::ls(&root).await,
             Command::Hosts { net } => inspect::hosts(&root, &net).await,
@@ -140,6 +164,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Says `msg` with `lonet SUB`'s usage, and exits with 2.
+fn usage_error(sub: &str, msg: String) -> ! {
+    let kind = clap::error::ErrorKind::ValueValidation;
+    let mut cmd = Cli::command();
+    cmd.build();
+    match cmd.find_subcommand_mut(sub) {
+        Some(sub) => sub.error(kind, msg).exit(),
+        None => cmd.error(kind, msg).exit(),
+    }
+}
+
+/// A command, with `lonet fault`'s arguments checked.
+enum Run {
+    Fault(String, fault::Plan),
+    Other(Command),
+}
+
 /// Prints the libraries' `tracing` events on stderr: warnings (a peer's
 /// protocol error, a handshake that timed out) always, more with `-v`.
 fn show_events(verbose: u8) {
@@ -164,6 +205,8 @@ fn fail(e: &io::Error) -> ExitCode {
     ExitCode::from(match VirtError::of(e) {
         Some(VirtError::ConnRefused) => exit::REFUSED,
         Some(VirtError::NoHost) => exit::NO_HOST,
+        Some(VirtError::HostUnreach) => exit::UNREACHABLE,
+        Some(VirtError::ConnReset) => exit::RESET,
         _ if e.kind() == io::ErrorKind::NotFound => exit::NO_NETWORK,
         _ => exit::FAILURE,
     })
