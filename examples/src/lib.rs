@@ -5,9 +5,13 @@
 //! - `axum_pipenet`: an axum service on pipenet, queried by a hyper client;
 //! - `grpc_lonet`: a gRPC service on a lonet host in one process, called from
 //!   another process;
-//! - `trace_assert`: a test-style program asserting an exact event sequence.
+//! - `trace_assert`: a test-style program asserting an exact event sequence;
+//! - `partition_counter`: a replicated counter on three hosts, a partition
+//!   isolating its leader, under tokio's paused clock ([`counter`]).
 
 #![forbid(unsafe_code)]
+
+pub mod counter;
 
 use std::future::IntoFuture;
 use std::io;

@@ -1,9 +1,11 @@
 //! `lonet fault` across real OS processes: a listener, a dialer and the
 //! `lonet fault` runs are separate processes sharing a network through its
 //! registry file. Every test has its own temporary root and network name.
-//! Tests synchronise on the children's output and exits; timeouts only turn
-//! a hang into a failure, except where a test shows that bytes do *not*
-//! arrive while a partition holds them (then it watches for a while).
+//! Tests synchronise on the children's output and exits (a process logs
+//! when it takes a change of the fault rules); timeouts only turn a hang
+//! into a failure, except where a test shows that bytes do *not* arrive
+//! while a partition that every process has taken holds them (then it
+//! watches for a while: anything arriving is a bug, not a race).
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -228,7 +230,8 @@ impl Proc {
     }
 }
 
-/// How long a test watches to see that held bytes do not arrive.
+/// How long a test watches to see that held bytes do not arrive, once
+/// every process has taken the partition (an event it waits for first).
 const HELD_FOR: Duration = Duration::from_millis(700);
 
 /// Writes `data` to a running dialer's stdin, keeping it open.
@@ -253,8 +256,9 @@ async fn read_n(proc: &mut Proc, n: usize) -> Vec<u8> {
 async fn a_partition_holds_bytes_until_healed_and_unreachable_fails_dials() {
     let root = Root::new();
     let net = "fpart";
-    let (listener, _) = root.listen(&[net, "α", ":10", "--echo"]).await;
-    let mut dialer = root.spawn(&["dial", net, "β", "α:10"]);
+    // -vv: each process logs when it takes a change of the fault rules.
+    let (mut listener, _) = root.listen(&["-vv", net, "α", ":10", "--echo"]).await;
+    let mut dialer = root.spawn(&["dial", "-vv", net, "β", "α:10"]);
     dialer.wait_for("connected ").await;
     let mut stdin = dialer.stdin.take().unwrap();
     write(&mut stdin, b"one\n").await;
@@ -265,9 +269,10 @@ async fn a_partition_holds_bytes_until_healed_and_unreachable_fails_dials() {
     let out = root.run(&["fault", net, "partition", "α", "β"], b"").await;
     out.expect(0);
     assert!(out.stdout.contains("partition α β (version 1)"), "{out:?}");
-    // `ls` shows both directions; no host was made by `fault`. (These
-    // runs also give the listener's and dialer's processes time to take the
-    // change, which they do within milliseconds: nothing here can observe it.)
+    // Both processes take the change (they watch the registry).
+    listener.wait_for_text("fault rules followed").await;
+    dialer.wait_for_text("fault rules followed").await;
+    // `ls` shows both directions; no host was made by `fault`.
     let ls = root.run(&["fault", net, "ls"], b"").await;
     ls.expect(0);
     assert!(
@@ -280,6 +285,8 @@ async fn a_partition_holds_bytes_until_healed_and_unreachable_fails_dials() {
     let hosts = root.hosts(net).await;
     assert_eq!(hosts.stdout.lines().count(), 3, "{hosts:?}");
 
+    // Both ends hold the partition now: bytes arriving in this window
+    // would be a bug, not a race.
     write(&mut stdin, b"two\n").await;
     let mut buf = [0; 4];
     let held = tokio::time::timeout(HELD_FOR, dialer.stdout.read_exact(&mut buf)).await;

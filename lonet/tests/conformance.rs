@@ -1,6 +1,7 @@
 //! The conformance suites, unchanged, against lonet in one process: each
 //! scenario on its own network under its own temporary root. The network
-//! scenarios get the subnetwork, the networker scenarios its hosts α and β.
+//! scenarios get the subnetwork, the networker scenarios its hosts α and β,
+//! the fault scenarios the subnetwork (faults kept in its SQLite registry).
 
 use std::sync::Arc;
 
@@ -28,4 +29,14 @@ conformance_tests::networker_suite!(|| async {
     networker::Fixture::new(Arc::new(a), Arc::new(b))
         .keep(net)
         .keep(root)
+});
+
+conformance_tests::fault_suite!(|| async {
+    let root = tempfile::tempdir().expect("temp dir");
+    let net = lonet::Builder::new("conformance")
+        .root(root.path())
+        .join()
+        .await
+        .expect("join");
+    conformance_tests::Fixture::new(net).keep(root)
 });

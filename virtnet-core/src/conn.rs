@@ -43,8 +43,11 @@ struct Faulted {
     /// The network's reset count when the connection was made.
     born: u64,
     shaper: Option<Box<Shaper>>,
-    /// Whether the reset was already acted on (transport shut, traced).
+    /// Whether the reset was already acted on (transport shut).
     reset_seen: bool,
+    /// A reset seen but not yet traced (traced by the caller, which may
+    /// hold the trace's lock).
+    reset_untraced: bool,
 }
 
 impl Conn {
@@ -92,6 +95,7 @@ impl Conn {
                 born,
                 shaper: None,
                 reset_seen: false,
+                reset_untraced: false,
             }),
         }
     }
@@ -110,7 +114,8 @@ impl Conn {
 
     /// A fault's failure as the operation's error. A reset shuts the
     /// transport (so a peer that does not shape, in another process, sees
-    /// the connection end) and is traced, once.
+    /// the connection end), once; its trace event is left for
+    /// [`reset_event`](Self::reset_event).
     fn fault_error(&mut self, op: &'static str, failure: Failure) -> io::Error {
         match failure {
             Failure::Io(e) => match self.is_down() {
@@ -120,13 +125,29 @@ impl Conn {
             Failure::Reset => {
                 if let Some(f) = self.faults.as_mut().filter(|f| !f.reset_seen) {
                     f.reset_seen = true;
+                    f.reset_untraced = self.observer.is_some();
                     (self.io.shutdown_handle())();
-                    if let Some(trace) = &self.observer {
-                        let (local, peer) = (self.local.clone(), self.peer.clone());
-                        trace.record(self.local.network(), Event::Reset { local, peer });
-                    }
                 }
                 self.error(op, VirtError::ConnReset.into())
+            }
+        }
+    }
+
+    /// The trace event of a reset seen and not yet traced, once.
+    fn reset_event(&mut self) -> Option<Event> {
+        let f = self.faults.as_mut().filter(|f| f.reset_untraced)?;
+        f.reset_untraced = false;
+        Some(Event::Reset {
+            local: self.local.clone(),
+            peer: self.peer.clone(),
+        })
+    }
+
+    /// Records a reset not yet traced (outside the trace's lock).
+    fn trace_reset(&mut self) {
+        if let Some(event) = self.reset_event() {
+            if let Some(trace) = &self.observer {
+                trace.record(self.local.network(), event);
             }
         }
     }
@@ -152,7 +173,11 @@ impl Conn {
                 Some(reason) => Poll::Ready(Err(self.down_error("read", reason))),
                 None => Poll::Ready(Ok(())),
             },
-            Poll::Ready(Err(failure)) => Poll::Ready(Err(self.fault_error("read", failure))),
+            Poll::Ready(Err(failure)) => {
+                let e = self.fault_error("read", failure);
+                self.trace_reset();
+                Poll::Ready(Err(e))
+            }
         }
     }
 
@@ -286,6 +311,7 @@ impl AsyncWrite for Conn {
             let written = this.write_side("write", cx, |io, cx| io.poll_write(cx, buf));
             let event = match written {
                 Poll::Ready(Ok(n @ 1..)) => Some(this.event_write(buf[..n].to_vec())),
+                Poll::Ready(Err(_)) => this.reset_event(),
                 _ => None,
             };
             (written, event)
@@ -313,6 +339,7 @@ impl AsyncWrite for Conn {
                         .collect();
                     Some(this.event_write(data))
                 }
+                Poll::Ready(Err(_)) => this.reset_event(),
                 _ => None,
             };
             (written, event)
@@ -324,8 +351,12 @@ impl AsyncWrite for Conn {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut()
-            .write_side("write", cx, |io, cx| io.poll_flush(cx))
+        let this = self.get_mut();
+        let flushed = this.write_side("write", cx, |io, cx| io.poll_flush(cx));
+        if matches!(flushed, Poll::Ready(Err(_))) {
+            this.trace_reset();
+        }
+        flushed
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -341,6 +372,7 @@ impl AsyncWrite for Conn {
                     local: this.local.clone(),
                     peer: this.peer.clone(),
                 }),
+                Poll::Ready(Err(_)) => this.reset_event(),
                 _ => None,
             };
             (done, event)

@@ -150,6 +150,7 @@ impl NetCore {
                         };
                         seen = rules.version;
                         net.install_faults(rules);
+                        tracing::debug!(network = %net.network, version = seen, "virtnet: fault rules followed");
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "virtnet: cannot follow the fault rules; retrying in 1 s");
@@ -289,7 +290,7 @@ impl NetCore {
 
     /// Removes `host` from the hosts, if it is the one listed under its
     /// name; false if it was not listed.
-    fn remove_host(&self, host: &HostCore) -> bool {
+    pub(crate) fn remove_host(&self, host: &HostCore) -> bool {
         let mut hosts = lock(&self.hosts);
         let listed = hosts
             .get(&host.name)

@@ -82,6 +82,12 @@ impl SubNetwork {
         }
         net.follow_faults().await;
         let data = net.engine.new_host(name).await.map_err(fail)?;
+        // The host exists here before its name is claimed, so a process
+        // probing the name meanwhile finds it alive (not "no such host",
+        // which would let that process take the name over as well).
+        let host = Arc::new(HostCore::new(name.into(), data.clone(), net.clone()));
+        net.add_host(&host).map_err(|reason| fail(reason.into()))?;
+        let mut unborn = Unborn(Some(host.clone()));
         let mut announced = AnnounceGuard {
             registry: net.registry.clone(),
             entry: Some((name.to_owned(), data.clone())),
@@ -97,8 +103,11 @@ impl SubNetwork {
                 return Err(fail(e));
             }
         }
-        let host = Arc::new(HostCore::new(name.into(), data, net.clone()));
-        net.add_host(&host).map_err(|reason| fail(reason.into()))?;
+        if let Some(reason) = host.down.get() {
+            // The network closed meanwhile (and unannounced the host).
+            return Err(fail(reason.into()));
+        }
+        unborn.disarm();
         announced.disarm();
         Ok(Host(host))
     }
@@ -212,6 +221,26 @@ impl fmt::Debug for SubNetwork {
             .field("registry", &self.0.registry.name())
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+/// A host added to its subnetwork before its name was claimed: if the
+/// claim fails (or the future is dropped), it goes down and leaves, without
+/// touching the registry entry (that is [`AnnounceGuard`]'s).
+struct Unborn(Option<Arc<HostCore>>);
+
+impl Unborn {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unborn {
+    fn drop(&mut self) {
+        if let Some(host) = self.0.take() {
+            host.shutdown(VirtError::HostDown);
+            host.net.remove_host(&host);
+        }
     }
 }
 

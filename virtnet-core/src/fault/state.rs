@@ -1,7 +1,7 @@
 //! One subnetwork's view of its network's fault rules: read by every
 //! connection, replaced when the store says they changed.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,8 +18,9 @@ pub(crate) struct FaultState {
     active: AtomicBool,
     version: AtomicU64,
     rules: Mutex<Arc<FaultRules>>,
-    /// Tasks to wake at the next change, by waiter id.
-    waiters: Mutex<HashMap<u64, Waker>>,
+    /// Tasks to wake at the next change, by waiter id (ids grow, so this
+    /// is the order in which they started waiting).
+    waiters: Mutex<BTreeMap<u64, Waker>>,
     next_waiter: AtomicU64,
 }
 
@@ -52,7 +53,11 @@ impl FaultState {
             self.version.store(version, Ordering::Release);
             self.active.store(true, Ordering::Release);
         }
-        let waiters: Vec<Waker> = lock(&self.waiters).drain().map(|(_, w)| w).collect();
+        // In the order they first waited, so that a paused-clock run wakes
+        // its tasks in the same order every time.
+        let waiters: Vec<Waker> = std::mem::take(&mut *lock(&self.waiters))
+            .into_values()
+            .collect();
         for waker in waiters {
             waker.wake();
         }

@@ -1,0 +1,129 @@
+//! Faults at the core's edges: a registry that keeps none, the typed
+//! errors, zero cost until a fault is set, traces of resets.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use virtnet_core::trace::Trace;
+use virtnet_core::{async_trait, Links, Networker, Registry, RegistryError, VirtError};
+
+/// A registry that keeps hosts (in a `RamRegistry`) but no faults.
+struct NoFaults(pipenet::RamRegistry);
+
+#[async_trait]
+impl Registry for NoFaults {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn announce(&self, host: &str, data: &str) -> Result<(), RegistryError> {
+        self.0.announce(host, data).await
+    }
+    async fn query(&self, host: &str) -> Result<String, RegistryError> {
+        self.0.query(host).await
+    }
+    async fn unannounce(&self, host: &str, data: &str) -> Result<bool, RegistryError> {
+        self.0.unannounce(host, data).await
+    }
+    async fn close(&self) -> Result<(), RegistryError> {
+        self.0.close().await
+    }
+}
+
+#[tokio::test]
+async fn a_registry_without_faults_says_so() {
+    let net = pipenet::Network::builder("nofaults")
+        .registry(Arc::new(NoFaults(pipenet::RamRegistry::new("plain"))))
+        .build();
+    let alpha = net.new_host("α").await.unwrap();
+    let e = net
+        .faults()
+        .partition(Links::pair("α", "β"))
+        .await
+        .expect_err("no store");
+    assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+    assert_eq!(VirtError::of(&e), Some(VirtError::FaultsUnsupported));
+    assert_eq!(
+        e.to_string(),
+        "fault pipenofaults: faults are not supported by this registry"
+    );
+    // The network works on, without faults.
+    let l = alpha.listen(":1").await.unwrap();
+    let (c, s) = tokio::try_join!(alpha.dial(":1"), l.accept()).unwrap();
+    assert_eq!(c.peer_addr(), s.local_addr());
+    net.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_closed_network_takes_no_faults() {
+    let net = pipenet::Network::new("closedfaults");
+    net.close().await.unwrap();
+    let e = net.faults().heal_all().await.expect_err("closed");
+    assert_eq!(VirtError::of(&e), Some(VirtError::NetDown));
+}
+
+/// A reset is traced on each end that sees it, once.
+#[tokio::test]
+async fn resets_are_traced() {
+    let net = pipenet::Network::new("tracedreset");
+    let trace = Trace::new();
+    let alpha = trace.wrap(net.new_host("α").await.unwrap());
+    let beta = trace.wrap(net.new_host("β").await.unwrap());
+    let l = alpha.listen(":1").await.unwrap();
+    let (mut c, mut s) = tokio::try_join!(beta.dial("α:1"), l.accept()).unwrap();
+    net.faults()
+        .observe(&trace)
+        .reset(Links::pair("α", "β"))
+        .await
+        .unwrap();
+    let mut buf = [0; 1];
+    for _ in 0..2 {
+        let e = s.read(&mut buf).await.unwrap_err();
+        assert_eq!(VirtError::of(&e), Some(VirtError::ConnReset));
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+    }
+    let e = c.write_all(b"x").await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "write pipetracedreset β:1->α:2: connection reset by peer"
+    );
+    let lines = trace.lines();
+    let tail: Vec<&str> = lines[lines.len() - 3..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(tail, ["reset α β", "reset α:2 -> β:1", "reset β:1 -> α:2"]);
+    net.close().await.unwrap();
+}
+
+/// Latency is exact under a paused clock: a write arrives exactly after
+/// the link's latency, and a dial takes exactly a round trip.
+#[tokio::test(start_paused = true)]
+async fn latency_is_exact_under_a_paused_clock() {
+    let net = pipenet::Network::new("pausedlatency");
+    let alpha = net.new_host("α").await.unwrap();
+    let beta = net.new_host("β").await.unwrap();
+    let faults = net.faults();
+    faults
+        .latency(Links::oneway("β", "α"), Duration::from_millis(30))
+        .await
+        .unwrap();
+    faults
+        .latency(Links::oneway("α", "β"), Duration::from_millis(20))
+        .await
+        .unwrap();
+    let l = alpha.listen(":1").await.unwrap();
+    let start = tokio::time::Instant::now();
+    let (mut c, mut s) = tokio::try_join!(beta.dial("α:1"), l.accept()).unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(50), "a round trip");
+    let start = tokio::time::Instant::now();
+    c.write_all(b"ping").await.unwrap();
+    let mut buf = [0; 4];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(30));
+    s.write_all(b"pong").await.unwrap();
+    c.read_exact(&mut buf).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(50));
+    net.close().await.unwrap();
+}
