@@ -7,8 +7,9 @@
 //! `virtnet_core::Faults` gives it, as a compare-and-swap on the version
 //! (again if another change came first).
 
+use crate::inspect::existing_registry;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -334,30 +335,6 @@ fn show_rate(rate: u64) -> String {
         }
     }
     format!("{rate}B/s")
-}
-
-/// The registry file of an existing network, or NotFound; the root and
-/// the network directory get the checks `lonet listen` makes, and nothing
-/// is created or changed (as `lonet hosts`).
-fn existing_registry(root: &Path, net: &str) -> io::Result<PathBuf> {
-    lonet::dirs::check_name(net)?;
-    let dir = root.join(net);
-    let path = dir.join(lonet::dirs::REGISTRY_FILE);
-    let missing = || {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no network {net:?} under {}", root.display()),
-        )
-    };
-    if std::fs::symlink_metadata(&dir).is_err() {
-        return Err(missing());
-    }
-    lonet::dirs::check_root(root)?;
-    lonet::dirs::check_private_dir(&dir)?;
-    if !path.is_file() {
-        return Err(missing());
-    }
-    Ok(path)
 }
 
 /// Carries out `plan` on network `net`'s registry.

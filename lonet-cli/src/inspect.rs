@@ -15,7 +15,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// network directory get the checks `listen` makes (a root others can
 /// write to needs the sticky bit; a network directory must be a real
 /// directory of ours), without creating or changing anything.
-fn existing_registry(root: &Path, net: &str) -> io::Result<PathBuf> {
+pub(crate) fn existing_registry(root: &Path, net: &str) -> io::Result<PathBuf> {
     lonet::dirs::check_name(net)?;
     let dir = root.join(net);
     let path = dir.join(lonet::dirs::REGISTRY_FILE);
