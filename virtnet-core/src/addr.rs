@@ -75,10 +75,6 @@ impl Addr {
         }
     }
 
-    pub(crate) fn host_arc(&self) -> &Arc<str> {
-        &self.host
-    }
-
     pub(crate) fn network_arc(&self) -> &Arc<str> {
         &self.network
     }

@@ -32,17 +32,15 @@ pub struct Conn {
     port: Option<PortGuard>,
     /// Where writes, shutdown and close are recorded, if traced.
     observer: Option<Trace>,
-    /// The faults of its network, for a connection on a virtual host.
-    faults: Option<Faulted>,
+    /// The fault machinery: made with the connection if a fault was ever
+    /// set on its network by then, else the first time one is seen set (so
+    /// a network without faults pays one flag check per operation).
+    faulted: Option<Box<Faulted>>,
 }
 
-/// A connection's share of the fault machinery: the network's rules, and
-/// the shaper, made the first time a fault is seen set.
+/// A connection's share of the fault machinery.
 struct Faulted {
-    state: Arc<FaultState>,
-    /// The network's reset count when the connection was made.
-    born: u64,
-    shaper: Option<Box<Shaper>>,
+    shaper: Shaper,
     /// Whether the reset was already acted on (transport shut).
     reset_seen: bool,
     /// A reset seen but not yet traced (traced by the caller, which may
@@ -66,7 +64,7 @@ impl Conn {
             peer,
             port: None,
             observer: None,
-            faults: None,
+            faulted: None,
         }
     }
 
@@ -78,38 +76,66 @@ impl Conn {
         peer: Addr,
         port: PortGuard,
     ) -> Conn {
-        let state = port.host.net.faults.clone();
-        let born = if state.active() {
-            state.rules().resets
-        } else {
-            0
-        };
-        Conn {
+        let active = port.host.net.faults.active();
+        let mut conn = Conn {
             io,
             local,
             peer,
             port: Some(port),
             observer: None,
-            faults: Some(Faulted {
-                state,
-                born,
-                shaper: None,
-                reset_seen: false,
-                reset_untraced: false,
-            }),
+            faulted: None,
+        };
+        if active {
+            // Resets made before now do not apply to this connection.
+            let resets = conn
+                .port
+                .as_ref()
+                .map_or(0, |p| p.host.net.faults.rules().resets);
+            conn.make_machinery(resets);
         }
+        conn
     }
 
     /// Whether a fault was ever set on this connection's network: only then
     /// do reads and writes go through the shaper.
     fn faulted(&self) -> bool {
-        self.faults.as_ref().is_some_and(|f| f.state.active())
+        self.port
+            .as_ref()
+            .is_some_and(|p| p.host.net.faults.active())
+    }
+
+    /// This connection's fault machinery, made on first use; `None` for a
+    /// connection that is not on a virtual host.
+    /// Made later than the connection, the connection was made before any
+    /// fault was set, so before any reset.
+    fn machinery(&mut self) -> Option<&mut Faulted> {
+        self.make_machinery(0)
+    }
+
+    /// The fault machinery, made now if it does not exist, for a connection
+    /// made when the network had made `born` resets.
+    fn make_machinery(&mut self, born: u64) -> Option<&mut Faulted> {
+        if self.faulted.is_none() {
+            let state: Arc<FaultState> = self.port.as_ref()?.host.net.faults.clone();
+            let shaper = Shaper::new(
+                state,
+                self.local.host(),
+                self.peer.host(),
+                (self.local.port(), self.peer.port()),
+                born,
+            );
+            self.faulted = Some(Box::new(Faulted {
+                shaper,
+                reset_seen: false,
+                reset_untraced: false,
+            }));
+        }
+        self.faulted.as_deref_mut()
     }
 
     /// This connection's shaper, made on first use.
     fn shaper(&mut self) -> Option<&mut Shaper> {
-        let f = self.faults.as_mut()?;
-        Some(f.shaper(&self.local, &self.peer))
+        self.machinery().map(|f| &mut f.shaper)
     }
 
     /// A fault's failure as the operation's error. A reset shuts the
@@ -123,7 +149,7 @@ impl Conn {
                 None => self.error(op, e),
             },
             Failure::Reset => {
-                if let Some(f) = self.faults.as_mut().filter(|f| !f.reset_seen) {
+                if let Some(f) = self.faulted.as_mut().filter(|f| !f.reset_seen) {
                     f.reset_seen = true;
                     f.reset_untraced = self.observer.is_some();
                     (self.io.shutdown_handle())();
@@ -135,7 +161,7 @@ impl Conn {
 
     /// The trace event of a reset seen and not yet traced, once.
     fn reset_event(&mut self) -> Option<Event> {
-        let f = self.faults.as_mut().filter(|f| f.reset_untraced)?;
+        let f = self.faulted.as_mut().filter(|f| f.reset_untraced)?;
         f.reset_untraced = false;
         Some(Event::Reset {
             local: self.local.clone(),
@@ -161,13 +187,13 @@ impl Conn {
         if let Some(reason) = self.is_down() {
             return Poll::Ready(Err(self.down_error("read", reason)));
         }
-        let Some(f) = self.faults.as_mut() else {
+        if self.machinery().is_none() {
+            return Poll::Ready(Ok(()));
+        }
+        let Some(f) = self.faulted.as_mut() else {
             return Poll::Ready(Ok(()));
         };
-        match f
-            .shaper(&self.local, &self.peer)
-            .poll_read(cx, &mut *self.io, buf)
-        {
+        match f.shaper.poll_read(cx, &mut *self.io, buf) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(())) => match self.is_down() {
                 Some(reason) => Poll::Ready(Err(self.down_error("read", reason))),
@@ -397,20 +423,6 @@ impl fmt::Debug for Conn {
             .field("local", &self.local)
             .field("peer", &self.peer)
             .finish()
-    }
-}
-
-impl Faulted {
-    fn shaper(&mut self, local: &Addr, peer: &Addr) -> &mut Shaper {
-        self.shaper.get_or_insert_with(|| {
-            Box::new(Shaper::new(
-                self.state.clone(),
-                local.host(),
-                peer.host(),
-                (local.port(), peer.port()),
-                self.born,
-            ))
-        })
     }
 }
 

@@ -31,7 +31,7 @@ use crate::down::Down;
 use crate::engine::{Deliver, Dialed, Engine, PendingConn, Queued, ShutdownHandle, Undelivered};
 use crate::fault::state::FaultState;
 use crate::fault::{FaultRules, Link};
-use crate::ports::{Socket, SocketTable};
+use crate::ports::{host_key, Socket, SocketTable};
 use crate::queue::AcceptQueue;
 use crate::registry::{Registry, RegistryCause, RegistryError};
 use crate::{lock, Addr, VirtError};
@@ -182,15 +182,16 @@ impl NetCore {
         if !self.faults.install(rules) || hit.is_empty() {
             return;
         }
+        // Each hit link as (this side's host, the peer's key), both ways.
+        let ends: Vec<(&str, u64)> = hit
+            .iter()
+            .flat_map(|l| [(&*l.from, host_key(&l.to)), (&*l.to, host_key(&l.from))])
+            .collect();
         for host in self.hosts() {
             let table = lock(&host.sockets);
             for socket in table.iter() {
                 if let Socket::Conn(shutdown, peer) = socket {
-                    let touches = |l: &Link| {
-                        (l.from == *host.name && l.to == **peer)
-                            || (l.to == *host.name && l.from == **peer)
-                    };
-                    if hit.iter().any(touches) {
+                    if ends.iter().any(|(h, p)| *h == &*host.name && p == peer) {
                         shutdown();
                     }
                 }
@@ -543,7 +544,7 @@ impl PortGuard {
         if let Some(reason) = self.host.down.get() {
             return Err(reason);
         }
-        if !table.replace(self.port, Socket::Conn(shutdown, peer.host_arc().clone())) {
+        if !table.replace(self.port, Socket::Conn(shutdown, host_key(peer.host()))) {
             return Err(VirtError::HostDown);
         }
         Ok(())

@@ -18,8 +18,17 @@ pub(crate) enum Socket {
     /// A listener, by its accept queue.
     Listener(Arc<AcceptQueue>),
     /// An established connection, with the handle that shuts its transport
-    /// and its peer's host (for faults that reset a link's connections).
-    Conn(ShutdownHandle, Arc<str>),
+    /// and the [`host_key`] of its peer's host (for faults that reset a
+    /// link's connections; a key, not the name, so that making a connection
+    /// costs no reference count).
+    Conn(ShutdownHandle, u64),
+}
+
+/// A 64-bit key of a host name (FNV-1a).
+pub(crate) fn host_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The sockets of one host, indexed by port.
