@@ -7,7 +7,11 @@
 //!   another process;
 //! - `trace_assert`: a test-style program asserting an exact event sequence;
 //! - `partition_counter`: a replicated counter on three hosts, a partition
-//!   isolating its leader, under tokio's paused clock ([`counter`]).
+//!   isolating its leader, under tokio's paused clock ([`counter`]);
+//! - `lonet_partition`: two processes on lonet, a partition set from a
+//!   third: a request times out, and succeeds after the heal;
+//! - `paused_exchange`: 1,000 round trips with 50 ms of latency under a
+//!   paused clock, timed on the wall clock.
 
 #![forbid(unsafe_code)]
 
