@@ -467,32 +467,14 @@ macro_rules! scenarios {
                 }
                 /// The fault scenarios.
                 mod fault_scenarios {
-                    /// On a current-thread runtime.
-                    mod current_thread {
-                        $(
-                            #[tokio::test(flavor = "current_thread")]
-                            async fn $name() {
-                                $crate::faults::__case(
-                                    stringify!($name),
-                                    super::super::__virtnet_fault_timeout(),
-                                    super::super::__virtnet_fault_fixture(),
-                                ).await;
-                            }
-                        )*
-                    }
-                    /// On a multi-thread runtime.
-                    mod multi_thread {
-                        $(
-                            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                            async fn $name() {
-                                $crate::faults::__case(
-                                    stringify!($name),
-                                    super::super::__virtnet_fault_timeout(),
-                                    super::super::__virtnet_fault_fixture(),
-                                ).await;
-                            }
-                        )*
-                    }
+                    $crate::__runtime_tests!(
+                        current_thread,
+                        multi_thread,
+                        $crate::faults::__case,
+                        super::super::__virtnet_fault_timeout,
+                        super::super::__virtnet_fault_fixture,
+                        [$($name),*]
+                    );
                 }
             };
             ($d factory:expr, timeout = $d timeout:expr $d(,)?) => {

@@ -124,6 +124,34 @@ impl std::fmt::Debug for Fixture {
     }
 }
 
+/// The two modules of tests every suite macro makes: `$ct` runs each
+/// scenario on a current-thread runtime, `$mt` on a multi-thread one; each
+/// test calls `$case(name, $timeout(), $fixture())`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __runtime_tests {
+    ($ct:ident, $mt:ident, $case:path, $timeout:path, $fixture:path, [$($name:ident),*]) => {
+        /// The scenarios on a current-thread runtime.
+        mod $ct {
+            $(
+                #[tokio::test(flavor = "current_thread")]
+                async fn $name() {
+                    $case(stringify!($name), $timeout(), $fixture()).await;
+                }
+            )*
+        }
+        /// The scenarios on a multi-thread runtime.
+        mod $mt {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $case(stringify!($name), $timeout(), $fixture()).await;
+                }
+            )*
+        }
+    };
+}
+
 macro_rules! scenarios {
     ($d:tt $($name:ident),* $(,)?) => {
         /// The names of all network scenarios, in the order they are listed.
@@ -160,32 +188,14 @@ macro_rules! scenarios {
                 fn __virtnet_network_timeout() -> ::std::time::Duration {
                     $crate::suite_timeout($d timeout)
                 }
-                /// The network scenarios on a current-thread runtime.
-                mod current_thread {
-                    $(
-                        #[tokio::test(flavor = "current_thread")]
-                        async fn $name() {
-                            $crate::__network_case(
-                                stringify!($name),
-                                super::__virtnet_network_timeout(),
-                                super::__virtnet_network_fixture(),
-                            ).await;
-                        }
-                    )*
-                }
-                /// The network scenarios on a multi-thread runtime.
-                mod multi_thread {
-                    $(
-                        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                        async fn $name() {
-                            $crate::__network_case(
-                                stringify!($name),
-                                super::__virtnet_network_timeout(),
-                                super::__virtnet_network_fixture(),
-                            ).await;
-                        }
-                    )*
-                }
+                $crate::__runtime_tests!(
+                    current_thread,
+                    multi_thread,
+                    $crate::__network_case,
+                    super::__virtnet_network_timeout,
+                    super::__virtnet_network_fixture,
+                    [$($name),*]
+                );
             };
             ($d factory:expr, timeout = $d timeout:expr $d(,)?) => {
                 $crate::network_suite!(@suite $d factory, ::core::option::Option::Some($d timeout));

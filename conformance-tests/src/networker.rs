@@ -578,32 +578,14 @@ macro_rules! scenarios {
                 }
                 /// The networker scenarios.
                 mod networker_scenarios {
-                    /// On a current-thread runtime.
-                    mod current_thread {
-                        $(
-                            #[tokio::test(flavor = "current_thread")]
-                            async fn $name() {
-                                $crate::networker::__case(
-                                    stringify!($name),
-                                    super::super::__virtnet_networker_timeout(),
-                                    super::super::__virtnet_networker_fixture(),
-                                ).await;
-                            }
-                        )*
-                    }
-                    /// On a multi-thread runtime.
-                    mod multi_thread {
-                        $(
-                            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                            async fn $name() {
-                                $crate::networker::__case(
-                                    stringify!($name),
-                                    super::super::__virtnet_networker_timeout(),
-                                    super::super::__virtnet_networker_fixture(),
-                                ).await;
-                            }
-                        )*
-                    }
+                    $crate::__runtime_tests!(
+                        current_thread,
+                        multi_thread,
+                        $crate::networker::__case,
+                        super::super::__virtnet_networker_timeout,
+                        super::super::__virtnet_networker_fixture,
+                        [$($name),*]
+                    );
                 }
             };
             ($d factory:expr, timeout = $d timeout:expr $d(,)?) => {

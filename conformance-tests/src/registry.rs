@@ -505,32 +505,14 @@ macro_rules! scenarios {
                 fn __virtnet_registry_timeout() -> ::std::time::Duration {
                     $crate::suite_timeout($d timeout)
                 }
-                /// The registry scenarios on a current-thread runtime.
-                mod registry_current_thread {
-                    $(
-                        #[tokio::test(flavor = "current_thread")]
-                        async fn $name() {
-                            $crate::registry::__case(
-                                stringify!($name),
-                                super::__virtnet_registry_timeout(),
-                                super::__virtnet_registry_store(),
-                            ).await;
-                        }
-                    )*
-                }
-                /// The registry scenarios on a multi-thread runtime.
-                mod registry_multi_thread {
-                    $(
-                        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                        async fn $name() {
-                            $crate::registry::__case(
-                                stringify!($name),
-                                super::__virtnet_registry_timeout(),
-                                super::__virtnet_registry_store(),
-                            ).await;
-                        }
-                    )*
-                }
+                $crate::__runtime_tests!(
+                    registry_current_thread,
+                    registry_multi_thread,
+                    $crate::registry::__case,
+                    super::__virtnet_registry_timeout,
+                    super::__virtnet_registry_store,
+                    [$($name),*]
+                );
             };
             ($d factory:expr, timeout = $d timeout:expr $d(,)?) => {
                 $crate::registry_suite!(@suite $d factory, ::core::option::Option::Some($d timeout));
