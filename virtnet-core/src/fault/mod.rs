@@ -12,6 +12,7 @@ mod rules;
 pub(crate) mod shaper;
 pub(crate) mod state;
 mod store;
+mod timer;
 
 pub use rules::{FaultRules, Link, LinkFaults};
 pub use store::{FaultStore, MemoryFaults};

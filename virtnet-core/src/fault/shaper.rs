@@ -264,19 +264,40 @@ impl Shaper {
         Some(Ok(()))
     }
 
+    /// Wakes the task at `at`. tokio's timer rounds deadlines up to its
+    /// next millisecond tick, so for the last stretch a finer timer adds a
+    /// wake-up at `at` itself; tokio's timer, armed at `at` too, stays the
+    /// one that counts under a paused clock.
     fn sleep_until(&mut self, cx: &mut Context<'_>, at: Instant) {
+        let now = Instant::now();
+        // A clock that runs ahead of the real one was paused and advanced
+        // (a test's virtual time): tokio's timer is exact there.
+        let virtual_clock = now.into_std() > std::time::Instant::now() + FINE;
+        let tokio_at = if virtual_clock || at.saturating_duration_since(now) <= FINE {
+            if !virtual_clock {
+                super::timer::wake_at(at.into_std(), cx.waker());
+            }
+            at
+        } else {
+            at - FINE
+        };
         let sleep = match &mut self.sleep {
             Some(sleep) => {
-                sleep.as_mut().reset(at);
+                sleep.as_mut().reset(tokio_at);
                 sleep
             }
-            None => self.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
+            None => self
+                .sleep
+                .insert(Box::pin(tokio::time::sleep_until(tokio_at))),
         };
         if sleep.as_mut().poll(cx).is_ready() {
             cx.waker().wake_by_ref();
         }
     }
 }
+
+/// How close to a deadline the finer timer takes over from tokio's.
+const FINE: Duration = Duration::from_millis(2);
 
 impl Drop for Shaper {
     fn drop(&mut self) {
