@@ -41,11 +41,14 @@ impl Ord for Entry {
     }
 }
 
+/// Where wake-ups go to the timer thread.
+type Requests = Mutex<Sender<(Instant, Waker)>>;
+
 /// Wakes `waker` at `at` (or at once, if that has passed). Without a timer
 /// thread (it could not be started) it does nothing: the caller's tokio
 /// timer still wakes the task, a little later.
 pub(crate) fn wake_at(at: Instant, waker: &Waker) {
-    static TIMER: OnceLock<Option<Mutex<Sender<(Instant, Waker)>>>> = OnceLock::new();
+    static TIMER: OnceLock<Option<Requests>> = OnceLock::new();
     let timer = TIMER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<(Instant, Waker)>();
         std::thread::Builder::new()
