@@ -4,7 +4,10 @@
 //!   watching the same lonet registry (`FaultStore::changed`), 250 changes;
 //! - `latency`: 10 ms injected one way on lonet (two hosts, real loopback
 //!   TCP): the extra round-trip time against the same connection without it;
-//! - `bandwidth`: 10 MiB/s on lonet, the rate a reader gets over 5 s.
+//! - `bandwidth`: 10 MiB/s on lonet, the rate a reader gets over 5 s;
+//! - `idle`: the CPU time a process spends in 5 s on an idle lonet network
+//!   (two hosts, a connection, no fault; then with a fault set and healed),
+//!   following its fault rules.
 //!
 //! (pipenet under a paused clock is measured by the `paused_exchange`
 //! example of `virtnet-examples`: this crate keeps tokio without
@@ -34,6 +37,9 @@ fn main() {
     }
     if want("bandwidth") {
         bandwidth();
+    }
+    if want("idle") {
+        idle();
     }
 }
 
@@ -248,6 +254,42 @@ fn bandwidth() {
             (measured / rate as f64 - 1.0) * 100.0
         );
         writer.abort();
+        net.close().await.expect("close");
+    });
+}
+
+/// This process's CPU time (user + system, all threads) so far, from
+/// `/proc/self/stat` (in clock ticks of 10 ms).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th fields of the line.
+    let rest = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<u64> = rest.split(' ').map(|f| f.parse().unwrap_or(0)).collect();
+    Duration::from_millis((fields[11] + fields[12]) * 10)
+}
+
+fn idle() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let rt = runtime();
+    println!("## an idle lonet network (two hosts, one connection), 5 s each");
+    rt.block_on(async {
+        let (net, c) = lonet_pair(root.path(), "fidle").await;
+        for phase in ["no fault ever set", "a fault set, then healed"] {
+            if phase != "no fault ever set" {
+                let f = net.faults();
+                f.partition(Links::pair("α", "β")).await.expect("partition");
+                f.heal_all().await.expect("heal");
+            }
+            let (cpu, wall) = (cpu_time(), Instant::now());
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            println!(
+                "{phase}: {:?} of CPU in {:?}",
+                cpu_time() - cpu,
+                wall.elapsed()
+            );
+        }
+        drop(c);
         net.close().await.expect("close");
     });
 }
