@@ -289,9 +289,15 @@ fn links(hosts: &[String], oneway: bool) -> Result<(Vec<Link>, String), Usage> {
     Ok((links, text))
 }
 
-/// A duration: `20ms`, `1s`, `1m 30s` (humantime's forms).
+/// A duration: `20ms`, `1s`, `1m 30s` (humantime's forms), at most a day
+/// ([`virtnet_core::MAX_DELAY`]).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (want e.g. 20ms, 1s, 1m 30s)"))
+    let d =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (want e.g. 20ms, 1s, 1m 30s)"))?;
+    if d > virtnet_core::MAX_DELAY {
+        return Err(format!("{text}: more than a day"));
+    }
+    Ok(d)
 }
 
 /// A rate in bytes per second: a number with an optional unit, `B/s`,
@@ -455,6 +461,8 @@ mod tests {
     #[test]
     fn rates_parse_with_their_units() {
         assert_eq!(parse_rate("1000"), Ok(1000));
+        assert!(parse_duration("2days").is_err());
+        assert_eq!(parse_duration("1day"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_rate("500B/s"), Ok(500));
         assert_eq!(parse_rate("64KiB/s"), Ok(64 * 1024));
         assert_eq!(parse_rate("1MiB/s"), Ok(1 << 20));

@@ -72,6 +72,9 @@ impl fmt::Display for Links {
     }
 }
 
+/// The largest latency (and jitter) a link can have: a day.
+pub const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A fault that stays on its links until healed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -184,7 +187,25 @@ impl Faults {
 
     /// Sets `fault` on `links`, next to what is set there already (a
     /// latency replaces a latency, a bandwidth a bandwidth).
+    ///
+    /// A latency or jitter above [`MAX_DELAY`] (a day) fails with
+    /// [`io::ErrorKind::InvalidInput`], as does a bandwidth of 0.
     pub async fn set(&self, links: Links, fault: Fault) -> io::Result<()> {
+        match fault {
+            Fault::Latency { base, jitter } if base > MAX_DELAY || jitter > MAX_DELAY => {
+                return Err(self.error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("latency {base:?} jitter {jitter:?}: more than {MAX_DELAY:?}"),
+                )));
+            }
+            Fault::Bandwidth(0) => {
+                return Err(self.error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "bandwidth 0 B/s: use a partition to stop a link",
+                )));
+            }
+            _ => {}
+        }
         let action = match fault {
             Fault::Latency { base, jitter } if !jitter.is_zero() => {
                 format!("latency {links} {base:?} jitter {jitter:?}")

@@ -99,7 +99,7 @@ pub mod trace;
 pub use addr::{join_host_port, split_host_port, Addr, AddrError, AddrErrorKind, InvalidHostName};
 pub use conn::Conn;
 pub use error::{OpError, VirtError};
-pub use faults::{Fault, Faults, Links};
+pub use faults::{Fault, Faults, Links, MAX_DELAY};
 pub use host::Host;
 pub use listener::{Listener, ListenerCloser};
 pub use networker::Networker;

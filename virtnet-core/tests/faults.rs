@@ -127,3 +127,28 @@ async fn latency_is_exact_under_a_paused_clock() {
     assert_eq!(start.elapsed(), Duration::from_millis(50));
     net.close().await.unwrap();
 }
+
+/// Delays too large for any clock and a zero bandwidth are refused, and
+/// leave the rules as they were.
+#[tokio::test]
+async fn impossible_faults_are_refused() {
+    let net = pipenet::Network::new("impossible");
+    let faults = net.faults();
+    let huge = virtnet_core::Fault::Latency {
+        base: Duration::MAX,
+        jitter: Duration::ZERO,
+    };
+    let e = faults.set(Links::pair("α", "β"), huge).await.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+    let e = faults
+        .bandwidth(Links::pair("α", "β"), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+    assert_eq!(
+        e.to_string(),
+        "fault pipeimpossible: bandwidth 0 B/s: use a partition to stop a link"
+    );
+    assert_eq!(faults.rules().await.unwrap().version, 0);
+    net.close().await.unwrap();
+}

@@ -42,6 +42,7 @@ const ROOT_ITEMS: &[(&str, &str)] = &[
     ("Faults", "faults"),
     ("Fault", "faults"),
     ("Links", "faults"),
+    ("MAX_DELAY", "faults"),
     ("OpError", "error"),
     ("VirtError", "error"),
     ("Host", "host"),

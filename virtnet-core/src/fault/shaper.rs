@@ -196,7 +196,12 @@ impl Shaper {
             let nanos = u64::try_from(f.jitter.as_nanos()).unwrap_or(u64::MAX);
             delay += Duration::from_nanos(self.next_random() % nanos.saturating_add(1));
         }
-        let due = Instant::now() + delay;
+        // Delays are bounded where they are set; a rule from elsewhere (a
+        // store written by another version) must not overflow the clock.
+        let now = Instant::now();
+        let due = now
+            .checked_add(delay)
+            .unwrap_or(now + Duration::from_secs(86_400));
         let due = self.last_due.map_or(due, |last| due.max(last));
         self.last_due = Some(due);
         due
