@@ -29,6 +29,9 @@ async fn a_partition_isolates_the_leader_exactly() {
     assert!(at("partition {α} | {β,γ}") < at(r#"write α:1 -> β:1 "inc 2\n""#));
     assert!(at(r#"write α:1 -> β:1 "inc 2\n""#) < at("heal {α} | {β,γ}"));
     assert!(at("heal {α} | {β,γ}") < at(r#"write β:1 -> α:1 "ack 2\n""#));
+    // The leader's "inc 2\n" (6 bytes to each follower) was held.
+    assert!(at("heal {α} | {β,γ}") < at("released α:1 -> β:1: 6 bytes held by a partition"));
+    assert!(at("heal {α} | {β,γ}") < at("released α:2 -> γ:1: 6 bytes held by a partition"));
     assert_eq!(story.trace[1], "latency {α} | {β,γ} 10ms jitter 5ms seed 7");
     assert_eq!(story.followers, [("β".to_owned(), 3), ("γ".to_owned(), 3)]);
 }

@@ -178,6 +178,31 @@ impl Conn {
         }
     }
 
+    /// Records the bytes a partition held and its end set free, if this
+    /// connection is traced (outside the trace's lock).
+    fn trace_released(&mut self) {
+        if self.observer.is_none() || !self.faulted() {
+            return;
+        }
+        let Some(bytes) = self.shaper().and_then(Shaper::take_released) else {
+            return;
+        };
+        if let Some(trace) = &self.observer {
+            let (local, peer) = (self.local.clone(), self.peer.clone());
+            trace.record(self.local.network(), Event::Released { local, peer, bytes });
+        }
+    }
+
+    /// Counts written bytes for the partition report (of a traced
+    /// connection).
+    fn count_written(&mut self, n: usize) {
+        if self.faulted() {
+            if let Some(shaper) = self.shaper() {
+                shaper.wrote(n);
+            }
+        }
+    }
+
     /// A read through the shaper.
     fn poll_read_faulted(
         &mut self,
@@ -316,7 +341,9 @@ impl AsyncRead for Conn {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.faulted() {
-            return this.poll_read_faulted(cx, buf);
+            let read = this.poll_read_faulted(cx, buf);
+            this.trace_released();
+            return read;
         }
         this.guarded("read", |io| io.poll_read(cx, buf))
     }
@@ -332,9 +359,13 @@ impl AsyncWrite for Conn {
         let Some(trace) = this.observer.clone() else {
             return this.write_side("write", cx, |io, cx| io.poll_write(cx, buf));
         };
+        this.trace_released();
         let network = this.local.network_arc().clone();
         trace.around(&network, || {
             let written = this.write_side("write", cx, |io, cx| io.poll_write(cx, buf));
+            if let Poll::Ready(Ok(n)) = written {
+                this.count_written(n);
+            }
             let event = match written {
                 Poll::Ready(Ok(n @ 1..)) => Some(this.event_write(buf[..n].to_vec())),
                 Poll::Ready(Err(_)) => this.reset_event(),
@@ -353,9 +384,13 @@ impl AsyncWrite for Conn {
         let Some(trace) = this.observer.clone() else {
             return this.write_side("write", cx, |io, cx| io.poll_write_vectored(cx, bufs));
         };
+        this.trace_released();
         let network = this.local.network_arc().clone();
         trace.around(&network, || {
             let written = this.write_side("write", cx, |io, cx| io.poll_write_vectored(cx, bufs));
+            if let Poll::Ready(Ok(n)) = written {
+                this.count_written(n);
+            }
             let event = match written {
                 Poll::Ready(Ok(n @ 1..)) => {
                     let data = bufs

@@ -152,3 +152,40 @@ async fn impossible_faults_are_refused() {
     assert_eq!(faults.rules().await.unwrap().version, 0);
     net.close().await.unwrap();
 }
+
+/// The bytes a partition held are reported by the writer once it heals.
+#[tokio::test]
+async fn held_bytes_are_traced() {
+    let net = pipenet::Network::new("tracedheld");
+    let trace = Trace::new();
+    let alpha = trace.wrap(net.new_host("α").await.unwrap());
+    let beta = trace.wrap(net.new_host("β").await.unwrap());
+    let l = alpha.listen(":1").await.unwrap();
+    let (mut c, mut s) = tokio::try_join!(beta.dial("α:1"), l.accept()).unwrap();
+    let faults = net.faults().observe(&trace);
+    faults.partition(Links::oneway("β", "α")).await.unwrap();
+    c.write_all(b"abc").await.unwrap();
+    c.write_all(b"de").await.unwrap();
+    faults.heal_all().await.unwrap();
+    c.write_all(b"f").await.unwrap();
+    let mut buf = [0; 6];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"abcdef");
+    let lines = trace.lines();
+    let tail: Vec<&str> = lines[lines.len() - 6..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "partition β -> α",
+            r#"write β:1 -> α:2 "abc""#,
+            r#"write β:1 -> α:2 "de""#,
+            "heal",
+            "released β:1 -> α:2: 5 bytes held by a partition",
+            r#"write β:1 -> α:2 "f""#,
+        ]
+    );
+    net.close().await.unwrap();
+}

@@ -51,6 +51,10 @@ pub(crate) struct Shaper {
     faults_in: LinkFaults,
     faults_out: LinkFaults,
     reset: bool,
+    /// Bytes this end wrote while its outgoing link was partitioned.
+    held_out: u64,
+    /// Held bytes set free by the partition's end, not yet reported.
+    released: Option<u64>,
     queue: VecDeque<(Instant, Item)>,
     queued: usize,
     ended: bool,
@@ -88,6 +92,8 @@ impl Shaper {
             outgoing,
             born,
             reset: false,
+            held_out: 0,
+            released: None,
             queue: VecDeque::new(),
             queued: 0,
             ended: false,
@@ -105,13 +111,32 @@ impl Shaper {
             let rules = self.state.rules();
             self.seen = rules.version;
             self.faults_in = rules.link(&self.incoming);
+            let was_held = self.faults_out.partition;
             self.faults_out = rules.link(&self.outgoing);
+            if was_held && !self.faults_out.partition && self.held_out > 0 {
+                self.released = Some(std::mem::take(&mut self.held_out));
+            }
         }
         let (i, o) = (&self.faults_in, &self.faults_out);
         if i.unreachable || o.unreachable || i.reset > self.born || o.reset > self.born {
             self.reset = true;
         }
         self.reset
+    }
+
+    /// Counts `n` bytes written by this end: held, if its outgoing link is
+    /// partitioned (nothing crosses it).
+    pub(crate) fn wrote(&mut self, n: usize) {
+        if self.faults_out.partition {
+            self.held_out += n as u64;
+        }
+    }
+
+    /// How many bytes this end wrote during a partition that has ended
+    /// since, once (after catching up with the rules).
+    pub(crate) fn take_released(&mut self) -> Option<u64> {
+        self.refresh();
+        self.released.take()
     }
 
     fn wake_on_change(&self, cx: &Context<'_>) {

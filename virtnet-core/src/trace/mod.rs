@@ -132,6 +132,17 @@ pub enum Event {
         /// What was done, as the line shows it.
         action: String,
     },
+    /// A partition of the link from `local` to `peer` ended, setting free
+    /// the bytes `local` wrote while it held them (reported by the writing
+    /// end, at its first operation after the heal).
+    Released {
+        /// The writing end.
+        local: Addr,
+        /// The other end.
+        peer: Addr,
+        /// How many bytes were written during the partition.
+        bytes: u64,
+    },
     /// A connection end failed with "connection reset by peer" because a
     /// fault reset it.
     Reset {
@@ -158,6 +169,7 @@ impl Event {
             Event::CloseHost { .. } => "close-host",
             Event::Fault { .. } => "fault",
             Event::Reset { .. } => "reset",
+            Event::Released { .. } => "released",
         }
     }
 
@@ -210,6 +222,11 @@ impl Event {
             }
             Event::CloseHost { host } => put("host", host),
             Event::Fault { action } => put("action", action),
+            Event::Released { local, peer, bytes } => {
+                put("local", &local.to_string());
+                put("peer", &peer.to_string());
+                put("bytes", &bytes.to_string());
+            }
         }
         out.push('}');
         out
@@ -237,6 +254,12 @@ impl fmt::Display for Event {
             Event::CloseHost { host } => write!(f, "close-host {host}"),
             Event::Fault { action } => f.write_str(action),
             Event::Reset { local, peer } => write!(f, "reset {local} -> {peer}"),
+            Event::Released { local, peer, bytes } => {
+                write!(
+                    f,
+                    "released {local} -> {peer}: {bytes} bytes held by a partition"
+                )
+            }
         }
     }
 }
