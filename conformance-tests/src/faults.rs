@@ -114,6 +114,48 @@ pub async fn partition_holds_bytes_in_order(fx: Fixture) {
     assert!(rest.is_empty(), "nothing more: {} extra bytes", rest.len());
 }
 
+/// One connection end split between a reading and a writing task, both
+/// waiting on a partition: the heal wakes both (each waits for the change
+/// on its own; neither takes the other's place).
+pub async fn heal_wakes_a_split_connection(fx: Fixture) {
+    let (_a, _b, c, mut s) = pair(&fx).await;
+    must(
+        "partition",
+        faults(&fx).partition(Links::pair("α", "β")).await,
+    )
+    .await;
+    s.write_all(b"x").await.expect("write α -> β"); // held at β
+    let (mut r, mut w) = tokio::io::split(c);
+    let reader = spawn_blocked("a read at β across the partition", async move {
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b).await.map(|_| b)
+    })
+    .await;
+    let writer = spawn_blocked("writing 16 MiB from β across the partition", async move {
+        w.write_all(&vec![7u8; HELD]).await
+    })
+    .await;
+    step("heal");
+    must("heal", faults(&fx).heal_all().await).await;
+    let mut got = vec![0u8; HELD];
+    s.read_exact(&mut got)
+        .waiting_for("16 MiB at α after the heal")
+        .await
+        .expect("read at α");
+    assert!(got.iter().all(|b| *b == 7), "intact");
+    let read = reader
+        .waiting_for("β's reader to wake after the heal")
+        .await
+        .expect("reader task")
+        .expect("read at β");
+    assert_eq!(&read, b"x");
+    writer
+        .waiting_for("β's writer to finish after the heal")
+        .await
+        .expect("writer task")
+        .expect("write from β");
+}
+
 /// A one-way partition holds one direction only.
 pub async fn oneway_partition_holds_one_direction(fx: Fixture) {
     let (_a, _b, mut c, mut s) = pair(&fx).await;
@@ -489,6 +531,7 @@ macro_rules! scenarios {
 
 scenarios!($
     partition_holds_bytes_in_order,
+    heal_wakes_a_split_connection,
     oneway_partition_holds_one_direction,
     dial_across_partition_waits,
     unreachable_fails_fast_and_resets,

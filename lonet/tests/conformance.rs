@@ -5,38 +5,27 @@
 
 use std::sync::Arc;
 
-use conformance_tests::networker;
+use conformance_tests::{networker, Fixture};
 
-conformance_tests::network_suite!(|| async {
+/// A fresh network under a temporary root of its own, kept as long as the
+/// fixture.
+async fn fresh() -> Fixture {
     let root = tempfile::tempdir().expect("temp dir");
     let net = lonet::Builder::new("conformance")
         .root(root.path())
         .join()
         .await
         .expect("join");
-    conformance_tests::Fixture::new(net).keep(root)
-});
+    Fixture::new(net).keep(root)
+}
+
+conformance_tests::network_suite!(fresh);
 
 conformance_tests::networker_suite!(|| async {
-    let root = tempfile::tempdir().expect("temp dir");
-    let net = lonet::Builder::new("conformance")
-        .root(root.path())
-        .join()
-        .await
-        .expect("join");
-    let a = net.new_host("α").await.expect("host α");
-    let b = net.new_host("β").await.expect("host β");
-    networker::Fixture::new(Arc::new(a), Arc::new(b))
-        .keep(net)
-        .keep(root)
+    let fx = fresh().await;
+    let a = fx.net.new_host("α").await.expect("host α");
+    let b = fx.net.new_host("β").await.expect("host β");
+    networker::Fixture::new(Arc::new(a), Arc::new(b)).keep(fx)
 });
 
-conformance_tests::fault_suite!(|| async {
-    let root = tempfile::tempdir().expect("temp dir");
-    let net = lonet::Builder::new("conformance")
-        .root(root.path())
-        .join()
-        .await
-        .expect("join");
-    conformance_tests::Fixture::new(net).keep(root)
-});
+conformance_tests::fault_suite!(fresh);

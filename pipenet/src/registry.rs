@@ -15,7 +15,7 @@ use virtnet_core::{async_trait, Registry, RegistryCause, RegistryError};
 pub struct RamRegistry {
     name: Arc<str>,
     hosts: Arc<Mutex<HashMap<String, String>>>,
-    faults: MemoryFaults,
+    faults: Arc<MemoryFaults>,
     closed: AtomicBool,
 }
 
@@ -25,7 +25,7 @@ impl RamRegistry {
         RamRegistry {
             name: name.into(),
             hosts: Arc::default(),
-            faults: MemoryFaults::new(),
+            faults: Arc::default(),
             closed: AtomicBool::new(false),
         }
     }
@@ -74,7 +74,7 @@ impl Registry for RamRegistry {
     }
 
     fn faults(&self) -> Option<Arc<dyn FaultStore>> {
-        Some(Arc::new(self.faults.clone()))
+        Some(self.faults.clone())
     }
 
     async fn query(&self, host: &str) -> Result<String, RegistryError> {

@@ -154,6 +154,7 @@ impl SqliteFaults {
         .await
     }
 
+    /// Sends a request made by `make` to `thread` and waits for the answer.
     async fn call<T>(
         &self,
         op: &'static str,
@@ -161,14 +162,9 @@ impl SqliteFaults {
         thread: &Thread,
         make: impl FnOnce(Reply<T>) -> Request,
     ) -> io::Result<T> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(self.error(op, args, Fail::Down));
-        }
-        match thread.ask(make).await {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(fail)) => Err(self.error(op, args, fail)),
-            None => Err(self.error(op, args, Fail::Down)),
-        }
+        crate::registry::ask(&self.name, &self.closed, op, args, thread, make)
+            .await
+            .map_err(io::Error::from)
     }
 
     fn error(&self, op: &'static str, args: &[&str], fail: Fail) -> io::Error {

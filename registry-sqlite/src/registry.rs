@@ -240,19 +240,30 @@ impl SqliteRegistry {
         thread: &Thread,
         make: impl FnOnce(Reply<T>) -> Request,
     ) -> Result<T, RegistryError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(self.error(op, args, Fail::Down));
-        }
-        match thread.ask(make).await {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(fail)) => Err(self.error(op, args, fail)),
-            // The thread stopped before answering: the handle was closed.
-            None => Err(self.error(op, args, Fail::Down)),
-        }
+        ask(&self.name, &self.closed, op, args, thread, make).await
     }
+}
 
-    fn error(&self, op: &'static str, args: &[&str], fail: Fail) -> RegistryError {
-        RegistryError::new(&self.name, op, args, cause(fail))
+/// Sends a request made by `make` to `thread` of the handle named `name`
+/// (closed when `closed` is set) and waits for the answer; a failure is
+/// operation `op` on `args` failing.
+pub(crate) async fn ask<T>(
+    name: &str,
+    closed: &AtomicBool,
+    op: &'static str,
+    args: &[&str],
+    thread: &Thread,
+    make: impl FnOnce(Reply<T>) -> Request,
+) -> Result<T, RegistryError> {
+    let error = |fail| RegistryError::new(name, op, args, cause(fail));
+    if closed.load(Ordering::Acquire) {
+        return Err(error(Fail::Down));
+    }
+    match thread.ask(make).await {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(fail)) => Err(error(fail)),
+        // The thread stopped before answering: the handle was closed.
+        None => Err(error(Fail::Down)),
     }
 }
 

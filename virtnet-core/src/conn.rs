@@ -76,7 +76,9 @@ impl Conn {
         peer: Addr,
         port: PortGuard,
     ) -> Conn {
-        let active = port.host.net.faults.active();
+        // Resets made before now do not apply to this connection.
+        let faults = &port.host.net.faults;
+        let born = faults.active().then(|| faults.rules().resets);
         let mut conn = Conn {
             io,
             local,
@@ -85,13 +87,8 @@ impl Conn {
             observer: None,
             faulted: None,
         };
-        if active {
-            // Resets made before now do not apply to this connection.
-            let resets = conn
-                .port
-                .as_ref()
-                .map_or(0, |p| p.host.net.faults.rules().resets);
-            conn.make_machinery(resets);
+        if let Some(born) = born {
+            conn.make_machinery(born);
         }
         conn
     }
@@ -105,9 +102,9 @@ impl Conn {
     }
 
     /// This connection's fault machinery, made on first use; `None` for a
-    /// connection that is not on a virtual host.
-    /// Made later than the connection, the connection was made before any
-    /// fault was set, so before any reset.
+    /// connection that is not on a virtual host. Made later than the
+    /// connection, the connection was made before any fault was set, so
+    /// before any reset.
     fn machinery(&mut self) -> Option<&mut Faulted> {
         self.make_machinery(0)
     }
@@ -115,22 +112,13 @@ impl Conn {
     /// The fault machinery, made now if it does not exist, for a connection
     /// made when the network had made `born` resets.
     fn make_machinery(&mut self, born: u64) -> Option<&mut Faulted> {
-        if self.faulted.is_none() {
-            let state: Arc<FaultState> = self.port.as_ref()?.host.net.faults.clone();
-            let shaper = Shaper::new(
-                state,
-                self.local.host(),
-                self.peer.host(),
-                (self.local.port(), self.peer.port()),
-                born,
-            );
-            self.faulted = Some(Box::new(Faulted {
-                shaper,
-                reset_seen: false,
-                reset_untraced: false,
-            }));
-        }
-        self.faulted.as_deref_mut()
+        Faulted::of(
+            &mut self.faulted,
+            self.port.as_ref(),
+            &self.local,
+            &self.peer,
+            born,
+        )
     }
 
     /// This connection's shaper, made on first use.
@@ -212,11 +200,16 @@ impl Conn {
         if let Some(reason) = self.is_down() {
             return Poll::Ready(Err(self.down_error("read", reason)));
         }
-        if self.machinery().is_none() {
-            return Poll::Ready(Ok(()));
-        }
-        let Some(f) = self.faulted.as_mut() else {
-            return Poll::Ready(Ok(()));
+        let machinery = Faulted::of(
+            &mut self.faulted,
+            self.port.as_ref(),
+            &self.local,
+            &self.peer,
+            0,
+        );
+        let Some(f) = machinery else {
+            // Not on a virtual host: no faults apply.
+            return self.guarded("read", |io| io.poll_read(cx, buf));
         };
         match f.shaper.poll_read(cx, &mut *self.io, buf) {
             Poll::Pending => Poll::Pending,
@@ -458,6 +451,36 @@ impl fmt::Debug for Conn {
             .field("local", &self.local)
             .field("peer", &self.peer)
             .finish()
+    }
+}
+
+impl Faulted {
+    /// The machinery in `slot`, made there first if it is empty, for a
+    /// connection on `port` from `local` to `peer` made when the network
+    /// had made `born` resets; `None` without a port.
+    fn of<'a>(
+        slot: &'a mut Option<Box<Faulted>>,
+        port: Option<&PortGuard>,
+        local: &Addr,
+        peer: &Addr,
+        born: u64,
+    ) -> Option<&'a mut Faulted> {
+        if slot.is_none() {
+            let state: Arc<FaultState> = port?.host.net.faults.clone();
+            let shaper = Shaper::new(
+                state,
+                local.host(),
+                peer.host(),
+                (local.port(), peer.port()),
+                born,
+            );
+            *slot = Some(Box::new(Faulted {
+                shaper,
+                reset_seen: false,
+                reset_untraced: false,
+            }));
+        }
+        slot.as_deref_mut()
     }
 }
 

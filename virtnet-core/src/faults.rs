@@ -206,14 +206,12 @@ impl Faults {
             }
             _ => {}
         }
-        let action = match fault {
-            Fault::Latency { base, jitter } if !jitter.is_zero() => {
-                format!("latency {links} {base:?} jitter {jitter:?}")
-            }
-            Fault::Latency { base, .. } => format!("latency {links} {base:?}"),
-            Fault::Bandwidth(rate) => format!("bandwidth {links} {rate}B/s"),
-            Fault::Partition => format!("partition {links}"),
-            Fault::Unreachable => format!("unreachable {links}"),
+        // The fault as it reads, with the links after its name:
+        // `latency α β 20ms jitter 5ms`.
+        let shown = fault.to_string();
+        let action = match shown.split_once(' ') {
+            Some((name, params)) => format!("{name} {links} {params}"),
+            None => format!("{shown} {links}"),
         };
         self.change(action, |rules| {
             for link in &links.links {

@@ -126,12 +126,12 @@ impl NetCore {
     /// task that ends with the subnetwork. Nothing if the registry keeps no
     /// faults.
     pub(crate) async fn follow_faults(self: &Arc<Self>) {
-        let Some(store) = self.registry.faults() else {
-            return;
-        };
         if lock(&self.fault_watch).is_some() {
             return;
         }
+        let Some(store) = self.registry.faults() else {
+            return;
+        };
         if let Ok(rules) = store.load().await {
             self.install_faults(rules);
         }
@@ -169,6 +169,9 @@ impl NetCore {
     /// alone) wake up and see the reset.
     pub(crate) fn install_faults(&self, rules: FaultRules) {
         let old = self.faults.rules();
+        if rules.version <= old.version {
+            return;
+        }
         let hit: Vec<Link> = rules
             .links
             .iter()
@@ -201,11 +204,9 @@ impl NetCore {
 
     /// What faults do to a dial from host `from` to host `to` before it
     /// leaves: an unreachable link fails it, a partition holds it until
-    /// healed, latency delays it by the outgoing link's.
+    /// healed, latency delays it by the outgoing link's. (The dial calls
+    /// it only once a fault was ever set.)
     pub(crate) async fn dial_faults(&self, from: &str, to: &str) -> Result<(), VirtError> {
-        if !self.faults.active() {
-            return Ok(());
-        }
         loop {
             let seen = self.faults.version();
             let rules = self.faults.rules();
@@ -228,9 +229,6 @@ impl NetCore {
     /// The answer's way back on a dial from `from` to `to`: the latency of
     /// the link from `to` to `from`.
     pub(crate) async fn dial_reply_faults(&self, from: &str, to: &str) {
-        if !self.faults.active() {
-            return;
-        }
         let latency = self.faults.rules().get(to, from).map(|f| f.latency);
         if let Some(latency) = latency.filter(|l| !l.is_zero()) {
             tokio::time::sleep(latency).await;

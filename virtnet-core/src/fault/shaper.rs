@@ -42,7 +42,10 @@ enum Item {
 /// The incoming side of one connection end, under faults.
 pub(crate) struct Shaper {
     state: Arc<FaultState>,
-    waiter: u64,
+    /// Where a read, and a write, of this end wait for a fault change:
+    /// apart, as a split connection reads and writes in two tasks.
+    read_waiter: u64,
+    write_waiter: u64,
     incoming: Link,
     outgoing: Link,
     /// The network's reset count when the connection was made.
@@ -83,7 +86,8 @@ impl Shaper {
             ^ fnv(peer.as_bytes()).rotate_left(41)
             ^ (u64::from(ports.0) << 32 | u64::from(ports.1));
         Shaper {
-            waiter: state.waiter(),
+            read_waiter: state.waiter(),
+            write_waiter: state.waiter(),
             faults_in: rules.link(&incoming),
             faults_out: rules.link(&outgoing),
             seen: rules.version,
@@ -139,9 +143,8 @@ impl Shaper {
         self.released.take()
     }
 
-    fn wake_on_change(&self, cx: &Context<'_>) {
-        self.state
-            .wake_on_change(self.waiter, self.seen, cx.waker());
+    fn wake_on_change(&self, waiter: u64, cx: &Context<'_>) {
+        self.state.wake_on_change(waiter, self.seen, cx.waker());
     }
 
     /// Whether a reset happened; for writes, which are not shaped here (the
@@ -152,7 +155,7 @@ impl Shaper {
             return Err(Failure::Reset);
         }
         if pending {
-            self.wake_on_change(cx);
+            self.wake_on_change(self.write_waiter, cx);
         }
         Ok(())
     }
@@ -169,13 +172,13 @@ impl Shaper {
                 return Poll::Ready(Err(Failure::Reset));
             }
             if self.faults_in.partition {
-                self.wake_on_change(cx);
+                self.wake_on_change(self.read_waiter, cx);
                 return Poll::Pending;
             }
             if !self.faults_in.shapes() && self.queue.is_empty() {
                 let read = Pin::new(&mut *io).poll_read(cx, buf).map_err(Failure::Io);
                 if read.is_pending() {
-                    self.wake_on_change(cx);
+                    self.wake_on_change(self.read_waiter, cx);
                 }
                 return read;
             }
@@ -184,7 +187,7 @@ impl Shaper {
                 Some(done) => return Poll::Ready(done),
                 None if self.state.version() != self.seen => continue,
                 None => {
-                    self.wake_on_change(cx);
+                    self.wake_on_change(self.read_waiter, cx);
                     return Poll::Pending;
                 }
             }
@@ -331,7 +334,8 @@ const FINE: Duration = Duration::from_millis(2);
 
 impl Drop for Shaper {
     fn drop(&mut self) {
-        self.state.forget(self.waiter);
+        self.state.forget(self.read_waiter);
+        self.state.forget(self.write_waiter);
     }
 }
 
