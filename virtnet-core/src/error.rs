@@ -112,7 +112,9 @@ impl VirtError {
         }
         if let Some(reg) = err.downcast_ref::<RegistryError>() {
             return match reg.cause() {
-                RegistryCause::Down => Some(VirtError::RegistryDown),
+                RegistryCause::Down | RegistryCause::Unreachable(_) => {
+                    Some(VirtError::RegistryDown)
+                }
                 RegistryCause::NoHost => Some(VirtError::NoHost),
                 RegistryCause::HostDup => Some(VirtError::HostDup),
                 _ => None,

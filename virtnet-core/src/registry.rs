@@ -24,7 +24,9 @@ use crate::fault::FaultStore;
 ///   from `announce` when the name is taken, [`NoHost`](RegistryCause::NoHost)
 ///   from `query` when no entry exists, [`Down`](RegistryCause::Down) from
 ///   every method once [`close`](Registry::close) was called on this handle,
-///   and [`Other`](RegistryCause::Other) for anything else (I/O, corruption).
+///   [`Unreachable`](RegistryCause::Unreachable) while a registry server
+///   cannot be reached, and [`Other`](RegistryCause::Other) for anything
+///   else (I/O, corruption).
 ///   A busy or contended store is waited for, never reported.
 /// - `close` is idempotent and affects only this handle; other handles on the
 ///   same store keep working.
@@ -109,6 +111,12 @@ pub enum RegistryCause {
     HostDup,
     /// `operation not supported` by this registry.
     Unsupported,
+    /// `registry is down: <why>`: the registry's server cannot be reached
+    /// now (connection refused, lost, or the server shutting down), with
+    /// what the server or the OS said. Unlike [`Down`](RegistryCause::Down),
+    /// the handle stays open: a registry that reconnects by itself answers
+    /// again once its server is back.
+    Unreachable(Box<dyn Error + Send + Sync>),
     /// Anything else: I/O, a corrupt store, a schema mismatch.
     Other(Box<dyn Error + Send + Sync>),
 }
@@ -120,6 +128,7 @@ impl fmt::Display for RegistryCause {
             RegistryCause::NoHost => f.write_str("no such host"),
             RegistryCause::HostDup => f.write_str("host already registered"),
             RegistryCause::Unsupported => f.write_str("operation not supported"),
+            RegistryCause::Unreachable(e) => write!(f, "registry is down: {e}"),
             RegistryCause::Other(e) => fmt::Display::fmt(e, f),
         }
     }
@@ -182,6 +191,7 @@ impl RegistryError {
             RegistryCause::NoHost => io::ErrorKind::NotFound,
             RegistryCause::HostDup => io::ErrorKind::AlreadyExists,
             RegistryCause::Unsupported => io::ErrorKind::Unsupported,
+            RegistryCause::Unreachable(_) => io::ErrorKind::NetworkDown,
             RegistryCause::Other(_) => io::ErrorKind::Other,
         }
     }
@@ -200,7 +210,7 @@ impl fmt::Display for RegistryError {
 impl Error for RegistryError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match &self.cause {
-            RegistryCause::Other(e) => Some(&**e),
+            RegistryCause::Other(e) | RegistryCause::Unreachable(e) => Some(&**e),
             _ => None,
         }
     }
@@ -240,5 +250,19 @@ mod tests {
         let down: io::Error = RegistryError::new("r", "query", &["β"], RegistryCause::Down).into();
         assert_eq!(down.to_string(), r#"r: query "β": registry is down"#);
         assert_eq!(VirtError::of(&down), Some(VirtError::RegistryDown));
+
+        let lost = RegistryError::new(
+            "postgres://db/x",
+            "query",
+            &["β"],
+            RegistryCause::Unreachable("connection refused".into()),
+        );
+        let lost: io::Error = lost.into();
+        assert_eq!(
+            lost.to_string(),
+            r#"postgres://db/x: query "β": registry is down: connection refused"#
+        );
+        assert_eq!(lost.kind(), io::ErrorKind::NetworkDown);
+        assert_eq!(VirtError::of(&lost), Some(VirtError::RegistryDown));
     }
 }
