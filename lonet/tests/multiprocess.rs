@@ -12,73 +12,17 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 use virtnet_core::Conn;
 
-const ROLE: &str = "LONET_TEST_CHILD";
-/// Lines from a child to the parent start with this; the rest is test-harness noise.
-const MARK: &str = "@@ ";
-/// A guard against hangs only: no assertion depends on it.
-const HANG_GUARD: Duration = Duration::from_secs(60);
+mod common;
+use common::{say, Child, HANG_GUARD, ROLE};
 
-/// A child process of this test binary, playing `role`.
-struct Child {
-    proc: tokio::process::Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Child {
-    fn spawn(role: &str, root: &Path, net: &str, extra: &[(&str, String)]) -> Child {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "--exact",
-            "child_process_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, role)
-        .env("LONET_TEST_ROOT", root)
-        .env("LONET_TEST_NET", net)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let mut proc = cmd.spawn().expect("spawn child");
-        let stdin = proc.stdin.take().unwrap();
-        let lines = BufReader::new(proc.stdout.take().unwrap()).lines();
-        Child { proc, stdin, lines }
-    }
-
-    async fn send(&mut self, command: &str) {
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .expect("to child");
-    }
-
-    /// The child's next message (without the mark).
-    async fn next(&mut self) -> String {
-        let read = async {
-            while let Some(line) = self.lines.next_line().await.expect("from child") {
-                // the harness may print "test child_process_entry ... " first
-                if let Some(at) = line.find(MARK) {
-                    return line[at + MARK.len()..].to_owned();
-                }
-            }
-            panic!("child exited without a message");
-        };
-        tokio::time::timeout(HANG_GUARD, read)
-            .await
-            .expect("child hangs")
-    }
-
-    async fn exit_ok(mut self) {
-        let status = tokio::time::timeout(HANG_GUARD, self.proc.wait())
-            .await
-            .expect("child hangs")
-            .unwrap();
-        assert!(status.success(), "child failed: {status}");
-    }
+/// A child playing `role` on network `net` under `root`.
+fn child(role: &str, root: &Path, net: &str, extra: &[(&str, String)]) -> Child {
+    let mut env = vec![
+        ("LONET_TEST_ROOT", root.display().to_string()),
+        ("LONET_TEST_NET", net.to_owned()),
+    ];
+    env.extend(extra.iter().cloned());
+    Child::spawn(&[], "child_process_entry", role, &env)
 }
 
 /// The reference scenario, with host α in this process and β in a child.
@@ -92,7 +36,7 @@ async fn reference_scenario_across_two_processes() {
         .unwrap();
     let n = net.network().to_owned();
     let alpha = net.new_host("α").await.unwrap();
-    let mut beta = Child::spawn("script", root.path(), "ref", &[]);
+    let mut beta = child("script", root.path(), "ref", &[]);
     beta.send("host β").await;
     assert_eq!(beta.next().await, "host β");
 
@@ -162,7 +106,7 @@ async fn four_processes_eight_hosts_all_dial_each_other() {
                 ("LONET_TEST_PROCS", PROCS.to_string()),
                 ("LONET_TEST_HOSTS", HOSTS.to_string()),
             ];
-            Child::spawn("mesh", root.path(), "mesh", &extra)
+            child("mesh", root.path(), "mesh", &extra)
         })
         .collect();
     for c in &mut children {
@@ -201,7 +145,7 @@ async fn killed_peer_ends_the_survivors_read() {
         .unwrap();
     let alpha = net.new_host("α").await.unwrap();
     let l = alpha.listen(":1").await.unwrap();
-    let mut flood = Child::spawn("flood", root.path(), "kill", &[]);
+    let mut flood = child("flood", root.path(), "kill", &[]);
     let mut s = l.accept().await.unwrap();
     assert_eq!(flood.next().await, "flooding σ:1 α:2");
     let mut buf = vec![0; 64 << 10];
@@ -261,7 +205,7 @@ fn child_process_entry() {
             .expect("child join");
         let mut commands = BufReader::new(tokio::io::stdin()).lines();
         match role.as_str() {
-            "script" => script(&net, &mut commands).await,
+            "script" => common::script(&net, &mut commands).await,
             "mesh" => mesh(&net, &mut commands).await,
             "flood" => flood(&net).await,
             other => panic!("unknown role {other}"),
@@ -272,53 +216,6 @@ fn child_process_entry() {
     std::process::exit(code);
 }
 
-fn say(msg: &str) {
-    println!("{MARK}{msg}");
-}
-
-/// Runs commands from the parent: `host NAME`, `dial ADDR`, `send I TEXT`,
-/// `recv I LEN`, `exit`.
-async fn script(net: &virtnet_core::SubNetwork, commands: &mut Lines<BufReader<tokio::io::Stdin>>) {
-    let mut host = None;
-    let mut conns: Vec<Conn> = Vec::new();
-    while let Some(line) = commands.next_line().await.unwrap() {
-        let mut words = line.splitn(3, ' ');
-        match (words.next(), words.next(), words.next()) {
-            (Some("host"), Some(name), None) => {
-                host = Some(net.new_host(name).await.unwrap());
-                say(&format!("host {name}"));
-            }
-            (Some("dial"), Some(addr), None) => match host.as_ref().unwrap().dial(addr).await {
-                Ok(c) => {
-                    say(&format!(
-                        "conn {} {} {}",
-                        conns.len(),
-                        c.local_addr(),
-                        c.peer_addr()
-                    ));
-                    conns.push(c);
-                }
-                Err(e) => say(&format!("error {e}")),
-            },
-            (Some("send"), Some(i), Some(text)) => {
-                conns[i.parse::<usize>().unwrap()]
-                    .write_all(text.as_bytes())
-                    .await
-                    .unwrap();
-            }
-            (Some("recv"), Some(i), Some(len)) => {
-                let mut buf = vec![0; len.parse().unwrap()];
-                conns[i.parse::<usize>().unwrap()]
-                    .read_exact(&mut buf)
-                    .await
-                    .unwrap();
-                say(&format!("recv {}", String::from_utf8_lossy(&buf)));
-            }
-            (Some("exit"), None, None) => return,
-            _ => panic!("bad command {line:?}"),
-        }
-    }
-}
 
 /// Creates hosts h<index>_0..; on `go`, every host dials every other host of
 /// every process and checks names and ports; says `done`, waits for `exit`.
