@@ -11,7 +11,8 @@
 //! - [`QUOTE_VECTORS`]: Go's `%q`, `strconv.Unquote` and `Sscanf` results.
 //!
 //! Beside the data, the small helpers more than one test needs: [`unhex`],
-//! [`text`] and the generator [`Rng`].
+//! [`text`] and the generator [`Rng`]; and [`netns`], two "machines" in
+//! network namespaces.
 //!
 //! This crate is for tests only (a dev-dependency, never published). Its
 //! helpers panic with a message naming the file or value at fault, since
@@ -28,6 +29,8 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod netns;
 
 use std::fs;
 use std::path::{Path, PathBuf};
