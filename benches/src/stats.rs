@@ -21,10 +21,12 @@ impl Samples {
         let i = ((v.len() - 1) as f64 * q).round() as usize;
         v[i]
     }
-    pub(crate) fn median(&self) -> Duration {
+    /// Their median.
+    pub fn median(&self) -> Duration {
         self.quantile(0.5)
     }
-    pub(crate) fn p99(&self) -> Duration {
+    /// Their 99th percentile.
+    pub fn p99(&self) -> Duration {
         self.quantile(0.99)
     }
 }
