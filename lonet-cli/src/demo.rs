@@ -1,35 +1,71 @@
 //! `lonet demo`: two processes on a fresh network, with predicted addresses.
 
 use std::io;
-use std::path::Path;
 use std::process::Stdio;
 
 use rustix::process::{kill_process, Pid, Signal};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
 
+use crate::networks::Networks;
+
 const MESSAGE: &[u8] = "hello from β\n".as_bytes();
 
-/// Runs the demo under `root`, removing its network afterwards.
-pub async fn run(root: &Path) -> io::Result<()> {
-    let (name, dir) = lonet::dirs::new_network_dir(root)?;
-    println!(
-        "lonet demo: a fresh network lonet{name} (registry in {})",
-        dir.display()
-    );
-    let result = exchange(root, &name).await;
-    let removed = std::fs::remove_dir_all(&dir);
+/// Runs the demo on a fresh network of `networks`' registry, removing the
+/// network afterwards.
+pub async fn run(networks: &Networks) -> io::Result<()> {
+    let name = match networks {
+        Networks::Files(root) => {
+            let (name, dir) = lonet::dirs::new_network_dir(root)?;
+            println!(
+                "lonet demo: a fresh network lonet{name} (registry in {})",
+                dir.display()
+            );
+            name
+        }
+        Networks::Postgres(_) => {
+            let name = fresh_name();
+            println!(
+                "lonet demo: a fresh network lonet{name} (registry {})",
+                networks.url()
+            );
+            name
+        }
+    };
+    let result = exchange(networks, &name).await;
+    let removed = match networks.remove(&name).await {
+        // In a database, a network whose hosts all left is gone already.
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound && matches!(networks, Networks::Postgres(_)) =>
+        {
+            Ok(())
+        }
+        other => other,
+    };
     result?;
     removed?;
-    println!("cleaned up: both processes have exited and the network directory is removed");
+    println!("cleaned up: both processes have exited and the network is removed");
     Ok(())
 }
 
-async fn exchange(root: &Path, name: &str) -> io::Result<()> {
+/// A network name no other run has: `demo`, the pid and the time.
+fn fresh_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("demo{}x{nanos}", std::process::id())
+}
+
+async fn exchange(networks: &Networks, name: &str) -> io::Result<()> {
     let exe = std::env::current_exe()?;
     let lonet = |args: &[&str]| {
         let mut cmd = Command::new(&exe);
-        cmd.arg("--root").arg(root).args(args).kill_on_drop(true);
+        // The URL itself, not its display (which hides a password).
+        match networks {
+            Networks::Files(root) => cmd.arg("--root").arg(root),
+            Networks::Postgres(url) => cmd.arg("--registry").arg(url),
+        };
+        cmd.args(args).kill_on_drop(true);
         cmd
     };
 

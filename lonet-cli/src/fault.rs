@@ -7,15 +7,14 @@
 //! `virtnet_core::Faults` gives it, as a compare-and-swap on the version
 //! (again if another change came first).
 
-use crate::inspect::existing_registry;
 use std::io;
-use std::path::Path;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use registry_sqlite::SqliteRegistry;
 use virtnet_core::fault::{FaultRules, Link, LinkFaults};
 use virtnet_core::Registry;
+
+use crate::networks::Networks;
 
 /// Examples, shown by `lonet fault --help`.
 pub const EXAMPLES: &str = "\
@@ -344,10 +343,9 @@ fn show_rate(rate: u64) -> String {
 }
 
 /// Carries out `plan` on network `net`'s registry.
-pub async fn run(root: &Path, net: &str, plan: Plan) -> io::Result<()> {
-    let path = existing_registry(root, net)?;
-    let registry = SqliteRegistry::open(&path, net).await?;
-    let result = carry_out(&registry, net, plan).await;
+pub async fn run(networks: &Networks, net: &str, plan: Plan) -> io::Result<()> {
+    let registry = networks.open(net).await?;
+    let result = carry_out(&*registry, net, plan).await;
     let _ = registry.close().await;
     result
 }
@@ -355,7 +353,7 @@ pub async fn run(root: &Path, net: &str, plan: Plan) -> io::Result<()> {
 /// A change of the whole rules.
 type RulesChange = Box<dyn Fn(&mut FaultRules)>;
 
-async fn carry_out(registry: &SqliteRegistry, net: &str, plan: Plan) -> io::Result<()> {
+async fn carry_out(registry: &dyn Registry, net: &str, plan: Plan) -> io::Result<()> {
     let store = registry.faults().ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::Unsupported,

@@ -1,81 +1,39 @@
-//! `lonet ls`, `lonet hosts`, `lonet rm`: looking at networks on disk.
+//! `lonet ls`, `lonet hosts`, `lonet rm`: looking at networks and their
+//! hosts, in either kind of registry.
 
 use std::io;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lonet::Liveness;
-use registry_sqlite::SqliteRegistry;
-use virtnet_core::Registry;
+
+use crate::networks::Networks;
 
 /// How long `hosts` and `rm` wait for a host's OS address to answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The registry file of an existing network, or NotFound. The root and the
-/// network directory get the checks `listen` makes (a root others can
-/// write to needs the sticky bit; a network directory must be a real
-/// directory of ours), without creating or changing anything.
-pub(crate) fn existing_registry(root: &Path, net: &str) -> io::Result<PathBuf> {
-    lonet::dirs::check_name(net)?;
-    let dir = root.join(net);
-    let path = dir.join(lonet::dirs::REGISTRY_FILE);
-    let missing = || {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no network {net:?} under {}", root.display()),
-        )
-    };
-    if std::fs::symlink_metadata(&dir).is_err() {
-        return Err(missing());
-    }
-    lonet::dirs::check_root(root)?;
-    lonet::dirs::check_private_dir(&dir)?;
-    if !path.is_file() {
-        return Err(missing());
-    }
-    Ok(path)
-}
-
-/// Prints every network under `root` with its host count.
-pub async fn ls(root: &Path) -> io::Result<()> {
-    let mut names = Vec::new();
-    match std::fs::read_dir(root) {
-        Ok(entries) => {
-            lonet::dirs::check_root(root)?;
-            for entry in entries {
-                let entry = entry?;
-                // A link is listed too, to say it is refused.
-                let kind = entry.file_type()?;
-                if kind.is_dir() || kind.is_symlink() {
-                    names.push(entry.file_name().to_string_lossy().into_owned());
-                }
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", root.display()))),
-    }
-    names.sort();
+/// Prints every network with its host count.
+pub async fn ls(networks: &Networks) -> io::Result<()> {
+    let names = networks.names().await?;
     println!("NETWORK\tHOSTS");
     for name in names {
-        let path = match existing_registry(root, &name) {
-            Ok(path) => path,
+        let registry = match networks.open(&name).await {
+            Ok(registry) => registry,
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                 println!("{name}\trefused: {e}");
                 continue;
             }
-            Err(_) => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 println!("{name}\t-");
                 continue;
             }
-        };
-        let count = match SqliteRegistry::open(&path, &name).await {
-            Ok(registry) => {
-                let n = registry.list().await.map(|hosts| hosts.len().to_string());
-                let _ = registry.close().await;
-                n.unwrap_or_else(|e| format!("error: {e}"))
+            Err(e) => {
+                println!("{name}\terror: {e}");
+                continue;
             }
-            Err(e) => format!("error: {e}"),
         };
+        let count = registry.list().await.map(|hosts| hosts.len().to_string());
+        let _ = registry.close().await;
+        let count = count.unwrap_or_else(|e| format!("error: {e}"));
         println!("{name}\t{count}");
     }
     Ok(())
@@ -84,9 +42,10 @@ pub async fn ls(root: &Path) -> io::Result<()> {
 /// Prints the hosts of network `net`, their OS addresses, and whether each
 /// is alive, dead or unknown (the probe `new_host` uses to take over the
 /// names of dead hosts).
-pub async fn hosts(root: &Path, net: &str) -> io::Result<()> {
+pub async fn hosts(networks: &Networks, net: &str) -> io::Result<()> {
+    let hosts = probed_hosts(networks, net).await?;
     println!("HOST\tOS ADDRESS\tSTATUS");
-    for (host, os_addr, liveness) in probed_hosts(root, net).await? {
+    for (host, os_addr, liveness) in hosts {
         let status = match liveness {
             Liveness::Alive => "alive".to_owned(),
             Liveness::Dead => "dead".to_owned(),
@@ -99,9 +58,11 @@ pub async fn hosts(root: &Path, net: &str) -> io::Result<()> {
 }
 
 /// Every host of network `net`, sorted, with its OS address and liveness.
-async fn probed_hosts(root: &Path, net: &str) -> io::Result<Vec<(String, String, Liveness)>> {
-    let path = existing_registry(root, net)?;
-    let registry = SqliteRegistry::open(&path, net).await?;
+async fn probed_hosts(
+    networks: &Networks,
+    net: &str,
+) -> io::Result<Vec<(String, String, Liveness)>> {
+    let registry = networks.open(net).await?;
     let listed = registry.list().await;
     let _ = registry.close().await;
     let mut hosts = listed?;
@@ -126,26 +87,14 @@ pub enum Remove {
     DeadHosts,
 }
 
-/// Removes network `net`'s directory, or only its dead hosts.
-pub async fn rm(root: &Path, net: &str, what: Remove) -> io::Result<()> {
-    lonet::dirs::check_name(net)?;
-    let dir = root.join(net);
-    let meta = std::fs::symlink_metadata(&dir).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("no network {net:?} under {}: {e}", root.display()),
-        )
-    })?;
-    if meta.file_type().is_symlink() || !meta.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a network directory", dir.display()),
-        ));
-    }
+/// Removes network `net` (its directory, or its rows in the database), or
+/// only its dead hosts.
+pub async fn rm(networks: &Networks, net: &str, what: Remove) -> io::Result<()> {
+    networks.check_removable(net)?;
     match what {
-        Remove::DeadHosts => return rm_dead(root, net).await,
+        Remove::DeadHosts => return rm_dead(networks, net).await,
         Remove::Network => {
-            let alive: Vec<String> = match probed_hosts(root, net).await {
+            let alive: Vec<String> = match probed_hosts(networks, net).await {
                 Ok(hosts) => hosts
                     .into_iter()
                     .filter(|(_, _, l)| *l != Liveness::Dead)
@@ -168,22 +117,21 @@ pub async fn rm(root: &Path, net: &str, what: Remove) -> io::Result<()> {
         }
         Remove::Force => {}
     }
-    std::fs::remove_dir_all(&dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("remove {}: {e}", dir.display())))?;
+    networks.remove(net).await?;
     eprintln!("removed network {net}");
     Ok(())
 }
 
 /// Removes the registry entries of `net`'s dead hosts (each only if it
 /// still holds the dead address).
-async fn rm_dead(root: &Path, net: &str) -> io::Result<()> {
-    let dead: Vec<(String, String)> = probed_hosts(root, net)
+async fn rm_dead(networks: &Networks, net: &str) -> io::Result<()> {
+    let dead: Vec<(String, String)> = probed_hosts(networks, net)
         .await?
         .into_iter()
         .filter(|(_, _, l)| *l == Liveness::Dead)
         .map(|(host, os_addr, _)| (host, os_addr))
         .collect();
-    let registry = SqliteRegistry::open(existing_registry(root, net)?, net).await?;
+    let registry = networks.open(net).await?;
     let mut result = Ok(());
     for (host, os_addr) in dead {
         match registry.unannounce(&host, &os_addr).await {

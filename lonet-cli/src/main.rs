@@ -6,9 +6,11 @@
 mod demo;
 mod fault;
 mod inspect;
+mod networks;
 mod peer;
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,9 +22,29 @@ use virtnet_core::VirtError;
 #[derive(Parser, Debug)]
 #[command(name = "lonet", version, about, long_about = None)]
 struct Cli {
-    /// Where networks live (default: $TMPDIR/lonet, or /tmp/lonet).
+    /// Where networks live (default: $TMPDIR/lonet, or /tmp/lonet), each
+    /// in a SQLite file.
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
+
+    /// The registry the networks share: postgres://USER@HOST:PORT/DB (one
+    /// database for networks on many machines) or sqlite:[DIR] (the
+    /// default, as --root). Default: $LONET_REGISTRY, else SQLite files.
+    // A string, parsed after clap: clap's errors repeat the value, and a
+    // URL may hold a password.
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "root")]
+    registry: Option<String>,
+
+    /// Where this process's hosts are served (listen, dial): IP or IP:PORT
+    /// to bind its OS listener to. Default: $LONET_BIND, else 127.0.0.1.
+    #[arg(long, global = true, value_name = "ADDR", value_parser = lonet::parse_os_addr)]
+    bind: Option<SocketAddr>,
+
+    /// The OS address peers dial for this process's hosts when it is not
+    /// the one bound (NAT, containers, --bind 0.0.0.0): IP (the port bound)
+    /// or IP:PORT. Default: $LONET_ANNOUNCE, else the address bound.
+    #[arg(long, global = true, value_name = "ADDR", value_parser = lonet::parse_os_addr)]
+    announce: Option<SocketAddr>,
 
     /// Show more of what happens on stderr: -v connections and hosts, -vv
     /// everything (warnings always show; RUST_LOG, if set, decides instead).
@@ -38,7 +60,7 @@ enum Command {
     /// Start two processes on a fresh network, show their hosts, the
     /// predicted addresses and the bytes they exchange, then clean up.
     Demo,
-    /// List the networks under the root, with their host counts.
+    /// List the networks of the registry, with their host counts.
     Ls,
     /// List a network's hosts, their OS addresses, and whether each is
     /// alive, dead or unknown.
@@ -78,8 +100,9 @@ enum Command {
     /// them at once. Joins nothing: no host is made.
     #[command(after_help = fault::EXAMPLES)]
     Fault(fault::FaultArgs),
-    /// Remove a network's directory and registry (refused while any of its
-    /// hosts is alive), or only its dead hosts.
+    /// Remove a network: its directory and registry file, or its rows in a
+    /// PostgreSQL registry (refused while any of its hosts is alive), or
+    /// only its dead hosts.
     Rm {
         /// The network's name (without the "lonet" prefix).
         net: String,
@@ -120,7 +143,24 @@ fn main() -> ExitCode {
         },
         other => Run::Other(other),
     };
-    let root = cli.root.unwrap_or_else(lonet::dirs::default_root);
+    let registry = match cli.registry.as_deref().map(str::parse).transpose() {
+        Ok(url) => url,
+        Err(e) => usage_error("", format!("--registry: {e}")),
+    };
+    let networks = match networks::Networks::choose(cli.root, registry) {
+        Ok(networks) => networks,
+        Err(e) => return fail(&e),
+    };
+    let join = |net: &str| {
+        let mut builder = networks.builder(net);
+        if let Some(addr) = cli.bind {
+            builder = builder.bind(addr);
+        }
+        if let Some(addr) = cli.announce {
+            builder = builder.announce(addr);
+        }
+        builder
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -130,29 +170,32 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let command = match command {
-            Run::Fault(net, plan) => return fault::run(&root, &net, plan).await,
+            Run::Fault(net, plan) => return fault::run(&networks, &net, plan).await,
             Run::Other(command) => command,
         };
         match command {
             Command::Fault(_) => Ok(()),
-            Command::Demo => demo::run(&root).await,
-            Command::Ls => inspect::ls(&root).await,
-            Command::Hosts { net } => inspect::hosts(&root, &net).await,
+            Command::Demo => demo::run(&networks).await,
+            Command::Ls => inspect::ls(&networks).await,
+            Command::Hosts { net } => inspect::hosts(&networks, &net).await,
             Command::Listen {
                 net,
                 host,
                 laddr,
                 once,
                 echo,
-            } => peer::listen(&root, &net, &host, &laddr, peer::Mode::new(once, echo)).await,
-            Command::Dial { net, host, addr } => peer::dial(&root, &net, &host, &addr).await,
+            } => peer::listen(join(&net), &host, &laddr, peer::Mode::new(once, echo)).await,
+            Command::Dial { net, host, addr } => {
+                networks.check_exists(&net).await?;
+                peer::dial(join(&net), &host, &addr).await
+            }
             Command::Rm { net, force, dead } => {
                 let what = match (force, dead) {
                     (_, true) => inspect::Remove::DeadHosts,
                     (true, false) => inspect::Remove::Force,
                     (false, false) => inspect::Remove::Network,
                 };
-                inspect::rm(&root, &net, what).await
+                inspect::rm(&networks, &net, what).await
             }
         }
     });

@@ -2,7 +2,6 @@
 //! and stdout.
 
 use std::io::{self, IsTerminal};
-use std::path::Path;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -32,14 +31,19 @@ impl Mode {
     }
 }
 
-/// Joins `net` (creating it if needed), creates `host`, listens on `laddr`
+/// Joins `network` (creating it if needed), creates `host`, listens on `laddr`
 /// and serves connections until interrupted (or, with `--once`, until the
 /// one connection ends). The host leaves the network on exit.
-pub async fn listen(root: &Path, net: &str, host: &str, laddr: &str, mode: Mode) -> io::Result<()> {
+pub async fn listen(
+    network: lonet::Builder,
+    host: &str,
+    laddr: &str,
+    mode: Mode,
+) -> io::Result<()> {
     // Catch signals before saying "listening on", so that whoever waits for
     // that line can stop us cleanly at once.
     let mut interrupts = Interrupts::new()?;
-    let subnet = lonet::Builder::new(net).root(root).join().await?;
+    let subnet = network.join().await?;
     let result = tokio::select! {
         result = serve(&subnet, host, laddr, mode) => result,
         () = interrupts.recv() => Ok(()),
@@ -111,19 +115,12 @@ async fn copy_locked(
     }
 }
 
-/// Checks that network `net` exists, joins it, creates `host`, dials `addr`,
+/// Joins `network` (which the caller checked exists), creates `host`, dials `addr`,
 /// and connects the connection to stdin and stdout until the peer closes or
 /// we are interrupted. The host leaves the network on exit.
-pub async fn dial(root: &Path, net: &str, host: &str, addr: &str) -> io::Result<()> {
-    lonet::dirs::check_name(net)?;
-    if !root.join(net).join(lonet::dirs::REGISTRY_FILE).is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no network {net:?} under {}", root.display()),
-        ));
-    }
+pub async fn dial(network: lonet::Builder, host: &str, addr: &str) -> io::Result<()> {
     let mut interrupts = Interrupts::new()?;
-    let subnet = lonet::Builder::new(net).root(root).join().await?;
+    let subnet = network.join().await?;
     let session = async {
         let host = subnet.new_host(host).await?;
         let conn = host.dial(addr).await?;

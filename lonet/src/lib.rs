@@ -82,17 +82,20 @@ mod acceptor;
 pub mod dirs;
 mod engine;
 pub mod handshake;
+mod location;
 pub use virtnet_core::quote;
 mod transport;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use registry_sqlite::SqliteRegistry;
 
 pub use engine::{probe, LoconnectError};
+pub use location::{parse_os_addr, RegistryUrl, ENV_ANNOUNCE, ENV_BIND, ENV_REGISTRY};
 pub use virtnet_core::engine::Liveness;
 pub use virtnet_core::{
     fault, integrations, tcp, trace, Addr, AddrError, Conn, Fault, Faults, Host, InvalidHostName,
@@ -111,10 +114,18 @@ pub async fn join(name: &str) -> io::Result<SubNetwork> {
 }
 
 /// Settings for joining a lonet network.
+///
+/// What the code does not set comes from the environment: the registry
+/// from [`ENV_REGISTRY`] (`LONET_REGISTRY`), the OS listener's address from
+/// [`ENV_BIND`] (`LONET_BIND`), the address peers dial from
+/// [`ENV_ANNOUNCE`] (`LONET_ANNOUNCE`); with none of them, a SQLite file
+/// under `$TMPDIR/lonet` and a listener on `127.0.0.1`.
 pub struct Builder {
     name: String,
-    root: Option<PathBuf>,
+    location: Option<RegistryUrl>,
     registry: Option<Arc<dyn Registry>>,
+    bind: Option<SocketAddr>,
+    announce: Option<SocketAddr>,
     handshake_timeout: Duration,
     lock_limit: Duration,
 }
@@ -124,16 +135,28 @@ impl Builder {
     pub fn new(name: &str) -> Builder {
         Builder {
             name: name.to_owned(),
-            root: None,
+            location: None,
             registry: None,
+            bind: None,
+            announce: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             lock_limit: registry_sqlite::DEFAULT_LOCK_LIMIT,
         }
     }
 
-    /// Keeps networks under `root` instead of `$TMPDIR/lonet`.
+    /// Keeps networks in SQLite files under `root` instead of
+    /// `$TMPDIR/lonet` (the same as `registry_url(RegistryUrl::Sqlite(Some(root)))`).
     pub fn root(mut self, root: impl AsRef<Path>) -> Builder {
-        self.root = Some(root.as_ref().to_owned());
+        self.location = Some(RegistryUrl::Sqlite(Some(root.as_ref().to_owned())));
+        self
+    }
+
+    /// Finds hosts through the registry at `url`: a PostgreSQL database
+    /// (`postgres://…`, shared by processes on any machine that reaches
+    /// it) or SQLite files under a root (`sqlite:[DIR]`). See
+    /// [`RegistryUrl`].
+    pub fn registry_url(mut self, url: RegistryUrl) -> Builder {
+        self.location = Some(url);
         self
     }
 
@@ -141,6 +164,26 @@ impl Builder {
     /// directory is made, and an empty name gets a random one.
     pub fn registry(mut self, registry: Arc<dyn Registry>) -> Builder {
         self.registry = Some(registry);
+        self
+    }
+
+    /// Binds this process's OS listener, where every one of its hosts is
+    /// served, to `addr` (default `127.0.0.1:0`: loopback, a free port).
+    /// Bind to an interface other machines or network namespaces reach
+    /// (or to `0.0.0.0` with an [`announce`](Builder::announce) address)
+    /// to share a network beyond one machine. Port 0 picks a free port.
+    pub fn bind(mut self, addr: SocketAddr) -> Builder {
+        self.bind = Some(addr);
+        self
+    }
+
+    /// The OS address peers are told to dial for this process's hosts,
+    /// when it is not the one bound (behind NAT, a container's published
+    /// port, a listener on `0.0.0.0`). Port 0 means the port bound. The
+    /// wire format is unchanged: peers, the reference Go/Python lonet
+    /// among them, just dial this address.
+    pub fn announce(mut self, addr: SocketAddr) -> Builder {
+        self.announce = Some(addr);
         self
     }
 
@@ -164,33 +207,58 @@ impl Builder {
     }
 
     /// Joins the network: opens (or creates) its registry, and starts this
-    /// process's OS listener on `127.0.0.1`. Must run within a tokio runtime.
+    /// process's OS listener. Must run within a tokio runtime.
     pub async fn join(self) -> io::Result<SubNetwork> {
+        let bind = match self.bind {
+            Some(addr) => addr,
+            None => location::os_addr_from_env(ENV_BIND)?
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        };
+        let announce = match self.announce {
+            Some(addr) => Some(addr),
+            None => location::os_addr_from_env(ENV_ANNOUNCE)?,
+        };
+        // Checked before the registry is touched: an address no peer can
+        // dial must not be announced.
+        if bind.ip().is_unspecified() && announce.is_none() {
+            location::announced(bind, None)?;
+        }
+        let fresh = |name: String| if name.is_empty() { random_name() } else { name };
         let (name, registry): (String, Arc<dyn Registry>) = match self.registry {
-            Some(registry) => {
-                let name = if self.name.is_empty() {
-                    random_name()
-                } else {
-                    self.name
-                };
-                (name, registry)
-            }
+            Some(registry) => (fresh(self.name), registry),
             None => {
-                let root = self.root.unwrap_or_else(dirs::default_root);
-                let (name, dir) = if self.name.is_empty() {
-                    dirs::new_network_dir(&root)?
-                } else {
-                    let dir = dirs::network_dir(&root, &self.name)?;
-                    (self.name, dir)
+                let location = match self.location {
+                    Some(location) => location,
+                    None => RegistryUrl::from_env()?.unwrap_or(RegistryUrl::Sqlite(None)),
                 };
-                let file = dir.join(dirs::REGISTRY_FILE);
-                let registry =
-                    SqliteRegistry::open_with_lock_limit(file, &name, self.lock_limit).await?;
-                (name, Arc::new(registry))
+                match location {
+                    RegistryUrl::Postgres(url) => {
+                        let name = fresh(self.name);
+                        dirs::check_name(&name)?;
+                        let registry =
+                            registry_postgres::PostgresRegistry::connect(&url, &name).await?;
+                        (name, Arc::new(registry))
+                    }
+                    RegistryUrl::Sqlite(root) => {
+                        let root = root.unwrap_or_else(dirs::default_root);
+                        let (name, dir) = if self.name.is_empty() {
+                            dirs::new_network_dir(&root)?
+                        } else {
+                            let dir = dirs::network_dir(&root, &self.name)?;
+                            (self.name, dir)
+                        };
+                        let file = dir.join(dirs::REGISTRY_FILE);
+                        let registry =
+                            SqliteRegistry::open_with_lock_limit(file, &name, self.lock_limit)
+                                .await?;
+                        (name, Arc::new(registry))
+                    }
+                }
             }
         };
-        let listener = os_listener()?;
-        let os_addr = listener.local_addr()?;
+        let listener = os_listener(bind)?;
+        let bound = listener.local_addr()?;
+        let os_addr = location::announced(bound, announce)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let network: Arc<str> = format!("lonet{name}").into();
         let timeout = self.handshake_timeout;
@@ -206,15 +274,21 @@ impl Builder {
 /// its dialer wait for TCP's retransmission, about a second.
 const OS_BACKLOG: i32 = 4096;
 
-/// The subnetwork's OS listener: non-blocking, on a free loopback port.
-fn os_listener() -> io::Result<std::net::TcpListener> {
+/// The subnetwork's OS listener: non-blocking, bound to `addr`.
+fn os_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
-        Domain::IPV4,
+        Domain::for_address(addr),
         Type::STREAM.nonblocking(),
         Some(Protocol::TCP),
     )?;
-    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    if addr.port() != 0 {
+        // A fixed port is taken again at once after a restart.
+        socket.set_reuse_address(true)?;
+    }
+    socket
+        .bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("bind lonet listener to {addr}: {e}")))?;
     socket.listen(OS_BACKLOG)?;
     Ok(socket.into())
 }
@@ -223,11 +297,13 @@ impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builder")
             .field("name", &self.name)
-            .field("root", &self.root)
+            .field("location", &self.location)
             .field(
                 "registry",
                 &self.registry.as_ref().map(|r| r.name().to_owned()),
             )
+            .field("bind", &self.bind)
+            .field("announce", &self.announce)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("lock_limit", &self.lock_limit)
             .finish()

@@ -17,9 +17,9 @@ use std::net::SocketAddr;
 
 use common::{postgres_url, unique_net, Child, ROLE};
 use lonet::RegistryUrl;
-use virtnet_testdata::netns::{namespaces, Namespaces};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use virtnet_core::Registry;
+use virtnet_testdata::netns::{namespaces, Namespaces};
 
 /// `url` with its host `127.0.0.1` or `localhost` replaced by `ip`: the
 /// server as another namespace reaches it.
@@ -29,7 +29,9 @@ fn url_via(url: &str, ip: &str) -> String {
             return url.replacen(&local[..local.len() - 1], &format!("@{ip}"), 1);
         }
     }
-    panic!("the namespace test needs the PostgreSQL server on this machine's 127.0.0.1 (got {url})");
+    panic!(
+        "the namespace test needs the PostgreSQL server on this machine's 127.0.0.1 (got {url})"
+    );
 }
 
 /// A child in namespace `ns`, joining `net` through PostgreSQL at `url`
@@ -86,11 +88,17 @@ async fn reference_scenario_across_namespaces() {
 
     // The reference scenario, α in one namespace, β in the other.
     alpha.send("dial :0").await;
-    assert_eq!(alpha.next().await, format!("error dial {n} α:1->α:0: connection refused"));
+    assert_eq!(
+        alpha.next().await,
+        format!("error dial {n} α:1->α:0: connection refused")
+    );
     alpha.send("listen").await;
     assert_eq!(alpha.next().await, "listener 0 α:1");
     alpha.send("dial :0").await;
-    assert_eq!(alpha.next().await, format!("error dial {n} α:2->α:0: connection refused"));
+    assert_eq!(
+        alpha.next().await,
+        format!("error dial {n} α:2->α:0: connection refused")
+    );
     beta.send("dial α:1").await;
     alpha.send("accept 0").await;
     assert_eq!(alpha.next().await, "conn 0 α:2 β:1");
@@ -119,13 +127,10 @@ async fn reference_scenario_across_namespaces() {
     let mut from_beta = lg.accept().await.unwrap();
     assert_eq!(beta.next().await, "conn 2 β:3 γ:2");
     assert_eq!(from_beta.peer_addr().to_string(), "β:3");
-    let (mut to_alpha, ()) = tokio::join!(
-        async { gamma.dial("α:4").await.unwrap() },
-        async {
-            alpha.send("accept 1").await;
-            assert_eq!(alpha.next().await, "conn 3 α:6 γ:3");
-        }
-    );
+    let (mut to_alpha, ()) = tokio::join!(async { gamma.dial("α:4").await.unwrap() }, async {
+        alpha.send("accept 1").await;
+        assert_eq!(alpha.next().await, "conn 3 α:6 γ:3");
+    });
     assert_eq!(to_alpha.local_addr().to_string(), "γ:3");
     from_alpha.write_all(b"root").await.unwrap();
     alpha.send("recv 2 4").await;
@@ -146,9 +151,16 @@ async fn reference_scenario_across_namespaces() {
     assert_eq!(beta.next().await, "eof");
     beta.send("eof 1").await;
     assert_eq!(beta.next().await, "eof");
-    assert_eq!(to_alpha.read(&mut buf).await.unwrap(), 0, "γ sees α's close");
+    assert_eq!(
+        to_alpha.read(&mut buf).await.unwrap(),
+        0,
+        "γ sees α's close"
+    );
     beta.send("dial α:1").await;
-    assert_eq!(beta.next().await, format!("error dial {n} β:4->α:1: no such host"));
+    assert_eq!(
+        beta.next().await,
+        format!("error dial {n} β:4->α:1: no such host")
+    );
 
     alpha.send("exit").await;
     alpha.exit_ok().await;

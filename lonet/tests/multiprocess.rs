@@ -4,12 +4,9 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{ChildStdin, ChildStdout, Command};
 use virtnet_core::Conn;
 
 mod common;
@@ -215,7 +212,6 @@ fn child_process_entry() {
     });
     std::process::exit(code);
 }
-
 
 /// Creates hosts h<index>_0..; on `go`, every host dials every other host of
 /// every process and checks names and ports; says `done`, waits for `exit`.

@@ -61,7 +61,10 @@ async fn sixteen_processes_fifty_hosts_each_at_once() {
     let mut served_at = Vec::new();
     for c in &mut children {
         let ready = c.next().await;
-        let os_addr = ready.strip_prefix("ready ").expect("ready OS_ADDR").to_owned();
+        let os_addr = ready
+            .strip_prefix("ready ")
+            .expect("ready OS_ADDR")
+            .to_owned();
         served_at.push(os_addr);
     }
     for c in &mut children {
@@ -72,7 +75,10 @@ async fn sixteen_processes_fifty_hosts_each_at_once() {
         let report = c.next().await;
         let made = report.strip_prefix("made ").expect("made NAMES");
         for host in made.split(' ').filter(|h| !h.is_empty()) {
-            assert!(owner.insert(host.to_owned(), i).is_none(), "{host} made twice");
+            assert!(
+                owner.insert(host.to_owned(), i).is_none(),
+                "{host} made twice"
+            );
         }
     }
     // Each process made its own 50; the contested names went one each.
@@ -82,7 +88,11 @@ async fn sixteen_processes_fifty_hosts_each_at_once() {
         }
     }
     let contested: BTreeSet<&String> = owner.keys().filter(|h| h.starts_with("shared")).collect();
-    assert_eq!(contested.len(), CONTESTED, "every contested name has an owner");
+    assert_eq!(
+        contested.len(),
+        CONTESTED,
+        "every contested name has an owner"
+    );
     // The registry agrees: every name maps to its owner's OS address.
     let registry = registry_postgres::PostgresRegistry::connect(&url, &name)
         .await
@@ -146,14 +156,20 @@ async fn crowd(
         let net = net.clone();
         tasks.push(tokio::spawn(async move {
             let name = format!("h{index}_{k}");
-            (name.clone(), net.new_host(&name).await.map_err(|e| (name, e)))
+            (
+                name.clone(),
+                net.new_host(&name).await.map_err(|e| (name, e)),
+            )
         }));
     }
     for k in 0..CONTESTED {
         let net = net.clone();
         tasks.push(tokio::spawn(async move {
             let name = format!("shared{k}");
-            (name.clone(), net.new_host(&name).await.map_err(|e| (name, e)))
+            (
+                name.clone(),
+                net.new_host(&name).await.map_err(|e| (name, e)),
+            )
         }));
     }
     let mut made = Vec::new();

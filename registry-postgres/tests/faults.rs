@@ -30,9 +30,7 @@ fn watch(
 
 #[tokio::test]
 async fn empty_then_compare_and_swap() {
-    let Some(server) = common::server_url() else {
-        return;
-    };
+    let server = common::server_url();
     let schema = Schema::new(&server).await;
     let reg = PostgresRegistry::connect(&schema.url, "net").await.unwrap();
     let store = reg.faults().unwrap();
@@ -73,9 +71,7 @@ async fn empty_then_compare_and_swap() {
 /// Two handles race on one base: exactly one lands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_changes_one_lands() {
-    let Some(server) = common::server_url() else {
-        return;
-    };
+    let server = common::server_url();
     let schema = Schema::new(&server).await;
     let net = unique("race");
     let a = PostgresRegistry::connect(&schema.url, &net).await.unwrap();
@@ -97,9 +93,7 @@ async fn concurrent_changes_one_lands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_through_one_handle_is_seen_by_another() {
-    let Some(server) = common::server_url() else {
-        return;
-    };
+    let server = common::server_url();
     let schema = Schema::new(&server).await;
     let net = unique("seen");
     let a = PostgresRegistry::connect(&schema.url, &net).await.unwrap();
@@ -150,9 +144,7 @@ async fn change_through_one_handle_is_seen_by_another() {
 /// it returns this network's change, nothing earlier.
 #[tokio::test]
 async fn another_networks_change_does_not_return() {
-    let Some(server) = common::server_url() else {
-        return;
-    };
+    let server = common::server_url();
     let schema = Schema::new(&server).await;
     let (mine, theirs) = (unique("mine"), unique("theirs"));
     let a = PostgresRegistry::connect(&schema.url, &mine).await.unwrap();
@@ -187,9 +179,7 @@ async fn another_networks_change_does_not_return() {
 /// it is down, or after, is still seen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_is_seen_after_the_listener_is_killed() {
-    let Some(server) = common::server_url() else {
-        return;
-    };
+    let server = common::server_url();
     let schema = Schema::new(&server).await;
     let app = unique("listener");
     let url = common::with_param(&schema.url, "application_name", &app);
@@ -258,9 +248,7 @@ async fn change_is_seen_after_the_listener_is_killed() {
 /// waits with "registry is down" and ends the listening connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_waits_and_close() {
-    let Some(server) = common::server_url() else {
-        return;
-    };
+    let server = common::server_url();
     let schema = Schema::new(&server).await;
     let app = unique("close");
     let url = common::with_param(&schema.url, "application_name", &app);

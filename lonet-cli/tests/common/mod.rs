@@ -24,9 +24,12 @@ pub async fn guard<T>(what: &str, f: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("hung: {what}"))
 }
 
-/// A temporary directory holding the networks' root and the children's TMPDIR.
+/// A temporary directory holding the networks' root and the children's
+/// TMPDIR; or, made by [`Root::postgres`], the children's TMPDIR and a
+/// PostgreSQL registry for the networks.
 pub struct Root {
     pub tmp: TempDir,
+    registry: Option<String>,
 }
 
 /// A finished `lonet` run.
@@ -61,7 +64,28 @@ impl Root {
     pub fn new() -> Root {
         Root {
             tmp: tempfile::tempdir().unwrap(),
+            registry: None,
         }
+    }
+
+    /// Children that keep their networks in the tests' PostgreSQL database
+    /// (`--registry`, from `VIRTNET_POSTGRES_URL`, which `.ci/test` sets).
+    pub fn postgres() -> Root {
+        let url = match std::env::var("VIRTNET_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => panic!(
+                "VIRTNET_POSTGRES_URL is not set: run the tests with .ci/test, which starts a PostgreSQL server for them"
+            ),
+        };
+        Root {
+            tmp: tempfile::tempdir().unwrap(),
+            registry: Some(url),
+        }
+    }
+
+    /// The PostgreSQL URL of a [`Root::postgres`].
+    pub fn registry_url(&self) -> &str {
+        self.registry.as_deref().expect("a PostgreSQL root")
     }
 
     /// Where networks live (`--root`); created by `lonet` when needed.
@@ -69,12 +93,18 @@ impl Root {
         self.tmp.path().join("root")
     }
 
-    /// `lonet --root <root> args…`, with no stdin and piped output.
+    /// `lonet --root <root> args…` (or `--registry <url>`), with no stdin
+    /// and piped output.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lonet"));
-        cmd.arg("--root")
-            .arg(self.path())
-            .args(args)
+        match &self.registry {
+            Some(url) => cmd.arg("--registry").arg(url),
+            None => cmd.arg("--root").arg(self.path()),
+        };
+        cmd.args(args)
+            .env_remove("LONET_REGISTRY")
+            .env_remove("LONET_BIND")
+            .env_remove("LONET_ANNOUNCE")
             .env("TMPDIR", self.tmp.path().join("tmp"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -224,4 +254,19 @@ impl Proc {
         })
         .await
     }
+}
+
+/// A network name no other test run uses (networks in a shared database
+/// must not meet): `prefix`, this process, a counter and the time.
+pub fn unique_net(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}{}x{}x{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }

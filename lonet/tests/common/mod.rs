@@ -147,24 +147,44 @@ pub async fn script(
                 say("closed");
             }
             (Some("listen"), Some(laddr), None) => {
-                let l = host.as_ref().expect("a host").listen(laddr).await.expect("listen");
+                let l = host
+                    .as_ref()
+                    .expect("a host")
+                    .listen(laddr)
+                    .await
+                    .expect("listen");
                 say(&format!("listener {} {}", listeners.len(), l.local_addr()));
                 listeners.push(l);
             }
             (Some("listen"), None, None) => {
-                let l = host.as_ref().expect("a host").listen("").await.expect("listen");
+                let l = host
+                    .as_ref()
+                    .expect("a host")
+                    .listen("")
+                    .await
+                    .expect("listen");
                 say(&format!("listener {} {}", listeners.len(), l.local_addr()));
                 listeners.push(l);
             }
             (Some("accept"), Some(j), None) => {
                 let c = listeners[index(j)].accept().await.expect("accept");
-                say(&format!("conn {} {} {}", conns.len(), c.local_addr(), c.peer_addr()));
+                say(&format!(
+                    "conn {} {} {}",
+                    conns.len(),
+                    c.local_addr(),
+                    c.peer_addr()
+                ));
                 conns.push(c);
             }
             (Some("dial"), Some(addr), None) => {
                 match host.as_ref().expect("a host").dial(addr).await {
                     Ok(c) => {
-                        say(&format!("conn {} {} {}", conns.len(), c.local_addr(), c.peer_addr()));
+                        say(&format!(
+                            "conn {} {} {}",
+                            conns.len(),
+                            c.local_addr(),
+                            c.peer_addr()
+                        ));
                         conns.push(c);
                     }
                     Err(e) => say(&format!("error {e}")),
