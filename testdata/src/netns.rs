@@ -44,13 +44,41 @@ impl Namespaces {
     fn build(&self, pid: u32, tag: &str) -> Result<(), String> {
         let (a, b, k) = (self.a.as_str(), self.b.as_str(), self.k);
         let dev = |s: &str| format!("vn{pid}{tag}{s}");
-        let (ab, ba, ra, ar, rb, br) = (dev("ab"), dev("ba"), dev("ra"), dev("ar"), dev("rb"), dev("br"));
+        let (ab, ba, ra, ar, rb, br) = (
+            dev("ab"),
+            dev("ba"),
+            dev("ra"),
+            dev("ar"),
+            dev("rb"),
+            dev("br"),
+        );
         ip(&["netns", "add", a])?;
         ip(&["netns", "add", b])?;
         for (ns, dev, peer, peer_ns, addr, peer_addr) in [
-            (Some(a), &ab, &ba, Some(b), format!("198.18.{k}.1/24"), format!("198.18.{k}.2/24")),
-            (None, &ra, &ar, Some(a), format!("198.19.{k}.1/30"), format!("198.19.{k}.2/30")),
-            (None, &rb, &br, Some(b), format!("198.19.{k}.5/30"), format!("198.19.{k}.6/30")),
+            (
+                Some(a),
+                &ab,
+                &ba,
+                Some(b),
+                format!("198.18.{k}.1/24"),
+                format!("198.18.{k}.2/24"),
+            ),
+            (
+                None,
+                &ra,
+                &ar,
+                Some(a),
+                format!("198.19.{k}.1/30"),
+                format!("198.19.{k}.2/30"),
+            ),
+            (
+                None,
+                &rb,
+                &br,
+                Some(b),
+                format!("198.19.{k}.5/30"),
+                format!("198.19.{k}.6/30"),
+            ),
         ] {
             ip(&["link", "add", dev, "type", "veth", "peer", "name", peer])?;
             if let Some(ns) = ns {
@@ -66,10 +94,28 @@ impl Namespaces {
         }
         ip_in(Some(a), &["link", "set", "lo", "up"])?;
         ip_in(Some(b), &["link", "set", "lo", "up"])?;
-        ip_in(Some(a), &["route", "add", "default", "via", &format!("198.19.{k}.1")])?;
-        ip_in(Some(b), &["route", "add", "default", "via", &format!("198.19.{k}.5")])?;
-        ip(&["route", "add", &format!("198.18.{k}.1/32"), "via", &format!("198.19.{k}.2")])?;
-        ip(&["route", "add", &format!("198.18.{k}.2/32"), "via", &format!("198.19.{k}.6")])?;
+        ip_in(
+            Some(a),
+            &["route", "add", "default", "via", &format!("198.19.{k}.1")],
+        )?;
+        ip_in(
+            Some(b),
+            &["route", "add", "default", "via", &format!("198.19.{k}.5")],
+        )?;
+        ip(&[
+            "route",
+            "add",
+            &format!("198.18.{k}.1/32"),
+            "via",
+            &format!("198.19.{k}.2"),
+        ])?;
+        ip(&[
+            "route",
+            "add",
+            &format!("198.18.{k}.2/32"),
+            "via",
+            &format!("198.19.{k}.6"),
+        ])?;
         Ok(())
     }
 
@@ -138,4 +184,3 @@ pub fn namespaces(tag: &str) -> Option<Namespaces> {
         }
     }
 }
-
