@@ -2,14 +2,22 @@
 //!
 //! Hosts have names and predictable ports, as on pipenet, but each process
 //! holds its own hosts (its *subnetwork*) and they all find each other through
-//! a SQLite registry at `<tmp>/lonet/<network>/registry.db`. A connection is a
-//! loopback TCP connection that starts with a one-line text handshake and then
-//! carries the application's bytes directly. The files and the handshake are
-//! those of the reference Go/Python lonet, so a Rust process can share a
-//! network with them.
+//! a registry: by default a SQLite file at `<tmp>/lonet/<network>/registry.db`.
+//! A connection is a TCP connection (over loopback, by default) that starts
+//! with a one-line text handshake and then carries the application's bytes
+//! directly. The files and the handshake are those of the reference
+//! Go/Python lonet, so a Rust process can share a network with them.
+//!
+//! Beyond one machine: with a PostgreSQL registry ([`RegistryUrl`],
+//! `LONET_REGISTRY=postgres://…`) and each process's OS listener on an
+//! address the others reach ([`Builder::bind`], [`Builder::announce`],
+//! `LONET_BIND`, `LONET_ANNOUNCE`), one network spans machines, containers
+//! and network namespaces.
 //!
 //! - [`join`] / [`Builder`]: join (or create) a network; you get a virtnet
 //!   [`SubNetwork`]. Start here.
+//! - [`RegistryUrl`] and the `LONET_*` variables: which registry, which
+//!   address (`location.rs`).
 //! - [`handshake`]: the wire protocol, with the spec's lines quoted.
 //! - [`quote`]: Go's `%q` quoting, which the handshake uses.
 //! - [`dirs`]: where networks live on disk, and the checks made there.
