@@ -255,6 +255,7 @@ scenarios!($
     listener_backlog,
     listener_stream,
     half_close,
+    reset_reaches_the_peer,
     megabyte_each_way,
     concurrent_dials,
     dropped_dial_leaks_nothing,

@@ -783,6 +783,41 @@ pub async fn half_close(fx: Fixture) {
     close_net(&fx).await;
 }
 
+/// `Conn::reset` is seen by the peer as a reset, not an end of stream: its
+/// pending read fails with `ConnectionReset` (as over TCP, only the first
+/// operation to see the reset need fail); bytes the resetting end never
+/// read do not matter.
+pub async fn reset_reaches_the_peer(fx: Fixture) {
+    let (a, b) = hosts(&fx).await;
+    let l = listening(&a, "").await;
+    for server_resets in [true, false] {
+        step(if server_resets {
+            "the server resets"
+        } else {
+            "the client resets"
+        });
+        let (c, s) = connect(&b, "α:1", &l).await;
+        let (resetting, mut peer) = if server_resets { (s, c) } else { (c, s) };
+        peer.write_all(b"unread")
+            .waiting_for("write what the resetting end never reads")
+            .await
+            .unwrap();
+        let mut buf = [0; 8];
+        let pending = spawn(async move {
+            let got = peer.read(&mut buf).await;
+            (peer, got)
+        });
+        resetting.reset();
+        let (_peer, got) = pending
+            .waiting_for("the peer's pending read to end")
+            .await
+            .unwrap();
+        let err = got.expect_err("a read across a reset must fail, not see end of stream");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+    }
+    close_net(&fx).await;
+}
+
 /// 1 MiB in each direction at once arrives intact.
 pub async fn megabyte_each_way(fx: Fixture) {
     const LEN: usize = 1 << 20;

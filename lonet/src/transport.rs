@@ -99,4 +99,17 @@ impl Transport for TcpTransport {
             let _ = SockRef::from(&*stream).shutdown(std::net::Shutdown::Both);
         })
     }
+
+    /// A zero linger time: the OS sends an RST, not a FIN, when the socket
+    /// closes, which is when the connection (this transport and its
+    /// shutdown handle) is dropped, right after.
+    fn reset(&mut self) {
+        if SockRef::from(&*self.0)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .is_err()
+        {
+            // Already disconnected: nothing to reset; shut it all the same.
+            let _ = SockRef::from(&*self.0).shutdown(std::net::Shutdown::Both);
+        }
+    }
 }

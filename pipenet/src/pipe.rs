@@ -33,6 +33,8 @@ struct Half {
     eof: bool,
     /// Nobody will read: the reader went away.
     reader_gone: bool,
+    /// The other end reset the connection: reading and writing fail.
+    reset: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
 }
@@ -50,12 +52,17 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Shuts both directions and wakes everyone.
-    fn abort(&self) {
+    /// Shuts both directions and wakes everyone; with `reset`, the ends'
+    /// reads and writes fail from now on.
+    fn abort(&self, reset: bool) {
         for i in 0..2 {
             let mut h = self.half(i);
             h.eof = true;
             h.reader_gone = true;
+            h.reset |= reset;
+            if reset {
+                h.buf = VecDeque::new();
+            }
             let (r, w) = (h.reader.take(), h.writer.take());
             drop(h);
             r.into_iter().chain(w).for_each(Waker::wake);
@@ -147,6 +154,9 @@ impl PipeEnd {
     /// Reads what the buffer holds, or registers `cx` if it is empty.
     fn read_ready(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let mut h = self.inbound();
+        if h.reset {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
         if h.buf.is_empty() {
             if h.eof || buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
@@ -175,6 +185,9 @@ impl PipeEnd {
     fn write_ready(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let capacity = self.shared.capacity;
         let mut h = self.outbound();
+        if h.reset {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
         if h.reader_gone || h.eof {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
@@ -214,7 +227,13 @@ impl PipeEnd {
 impl Transport for PipeEnd {
     fn shutdown_handle(&self) -> ShutdownHandle {
         let shared = self.shared.clone();
-        Box::new(move || shared.abort())
+        Box::new(move || shared.abort(false))
+    }
+
+    /// Both directions fail with "connection reset" from now on, what was
+    /// in flight is dropped, and everyone waiting wakes.
+    fn reset(&mut self) {
+        self.shared.abort(true);
     }
 }
 

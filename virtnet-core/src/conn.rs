@@ -273,6 +273,21 @@ impl Conn {
         }
     }
 
+    /// Resets the connection and closes this end, as a TCP RST does (or
+    /// closing a socket with a zero linger time): the peer's pending (or
+    /// next) read or write fails with "connection reset"
+    /// ([`io::ErrorKind::ConnectionReset`]) instead of seeing end of
+    /// stream (as over TCP, later ones may see end of stream), and bytes
+    /// not yet read by it may be lost. For a proxy that
+    /// carries a reset from one side to the other.
+    ///
+    /// pipenet and lonet carry resets; a connection made with
+    /// [`Conn::new`], or by an engine that cannot, is closed instead
+    /// (see [`Transport::reset`]).
+    pub fn reset(mut self) {
+        self.io.reset();
+    }
+
     /// This end's address (`β:1` for a dialer, `α:2` for an accepted connection).
     pub fn local_addr(&self) -> &Addr {
         &self.local

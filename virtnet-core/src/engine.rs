@@ -52,6 +52,18 @@ pub trait Transport: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {
     /// goes down; a handle that does nothing leaves blocked operations
     /// blocked.
     fn shutdown_handle(&self) -> ShutdownHandle;
+
+    /// Resets the connection, as a TCP RST does: the peer's pending (or
+    /// next) read or write fails with [`io::ErrorKind::ConnectionReset`].
+    /// Called by [`Conn::reset`](crate::Conn::reset) just before this end
+    /// is dropped.
+    ///
+    /// Provided: shuts this transport with its
+    /// [`shutdown_handle`](Transport::shutdown_handle), so the peer sees
+    /// only end of stream; an engine that can carry resets does.
+    fn reset(&mut self) {
+        (self.shutdown_handle())();
+    }
 }
 
 /// The dialer's side of a successful [`Engine::dial`].
