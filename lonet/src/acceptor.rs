@@ -38,7 +38,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use virtnet_core::engine::{AcceptDriver, Inbox, PendingConn, Queued, Transport, Undelivered};
+use virtnet_core::engine::{
+    AcceptDriver, Arrival, Inbox, PendingConn, Queued, Transport, Undelivered,
+};
 use virtnet_core::{Addr, VirtError};
 
 use crate::handshake::{self, RequestError};
@@ -89,6 +91,13 @@ enum Handoff {
     },
     /// Send this error reply and close.
     Refuse { stream: TcpStream, reply: Vec<u8> },
+    /// A dial to deliver once the network's faults let it through.
+    Arrive {
+        stream: TcpStream,
+        src: Addr,
+        dst: Addr,
+        arrival: Arrival,
+    },
     /// A connection queued with no accept waiting: take it off the queue
     /// if its dialer gives up (closes) before it is taken (`untaken` ends).
     Watch {
@@ -208,6 +217,28 @@ impl Acceptor {
                 return Some((stream, e.reply_line(network)));
             }
         };
+        if dst.host() == handshake::SHAPES_HOST {
+            // Another process asks whether this one shapes (it does).
+            return Some((stream, handshake::error_line(network, handshake::SHAPES)));
+        }
+        if let Some(arrival) = self.inbox.arrival(&src, &dst) {
+            // A fault was set on the network: the dial may have to wait,
+            // or fail, first.
+            self.hand_off(Handoff::Arrive {
+                stream,
+                src,
+                dst,
+                arrival,
+            });
+            return None;
+        }
+        self.deliver(stream, src, dst)
+    }
+
+    /// Hands a dial from `src` for `dst` to the core (which queues or
+    /// refuses it).
+    fn deliver(&self, stream: TcpStream, src: Addr, dst: Addr) -> Option<(TcpStream, Vec<u8>)> {
+        let network = &*self.network;
         let stream = Arc::new(stream);
         let (taken, untaken) = oneshot::channel();
         let incoming = Box::new(TcpIncoming {
@@ -278,6 +309,9 @@ async fn serve(acceptor: Arc<Acceptor>, mut handoffs: mpsc::UnboundedReceiver<Ha
                 Handoff::Watch { stream, untaken, queued } => {
                     handshakes.spawn(watch_queued(stream, untaken, queued));
                 }
+                Handoff::Arrive { stream, src, dst, arrival } => {
+                    handshakes.spawn(arrive(acceptor.clone(), stream, src, dst, arrival));
+                }
             },
             // The watch came back, or checks are to start: look again.
             () = acceptor.wake_serve.notified() => {}
@@ -335,6 +369,44 @@ async fn handshake(acceptor: Arc<Acceptor>, mut stream: TcpStream, deadline: Ins
         }
     };
     if let Some((stream, reply)) = acceptor.dispatch(stream, &line) {
+        refuse_and_close(stream, reply, deadline).await;
+    }
+}
+
+/// Delivers a dial once the network's faults let it through (`arrival`),
+/// or refuses it with their error ("no route to host"). A dialer that gives
+/// up meanwhile (closes its end) is forgotten.
+async fn arrive(
+    acceptor: Arc<Acceptor>,
+    stream: TcpStream,
+    src: Addr,
+    dst: Addr,
+    arrival: Arrival,
+) {
+    let gone = async {
+        loop {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_io(tokio::io::Interest::READABLE, || peek_one(&stream)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                // Closed (or failed): the dialer gave up.
+                Ok(0) | Err(_) => return,
+                // It sent more than its request: it is there; keep waiting.
+                Ok(_) => std::future::pending::<()>().await,
+            }
+        }
+    };
+    let passed = tokio::select! {
+        passed = arrival => passed,
+        () = gone => return,
+    };
+    let refused = match passed {
+        Ok(()) => acceptor.deliver(stream, src, dst),
+        Err(e) => Some((stream, handshake::error_line(&acceptor.network, e.as_str()))),
+    };
+    if let Some((stream, reply)) = refused {
+        let deadline = Instant::now() + acceptor.handshake_timeout;
         refuse_and_close(stream, reply, deadline).await;
     }
 }

@@ -6,9 +6,10 @@
 //! read, the connection goes to the core's [`Inbox`], and the listener's
 //! accept later writes the `connected` reply.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -35,6 +36,9 @@ pub(crate) struct LonetEngine {
     handshake_timeout: Duration,
     /// The acceptor's serve loop.
     serve: Mutex<Option<JoinHandle<()>>>,
+    /// Whether the processes at these OS addresses shape what they
+    /// receive, as far as asked.
+    shapers: Mutex<HashMap<String, bool>>,
 }
 
 impl LonetEngine {
@@ -54,6 +58,7 @@ impl LonetEngine {
             acceptor,
             handshake_timeout,
             serve: Mutex::new(Some(tokio::spawn(serve))),
+            shapers: Mutex::default(),
         }
     }
 }
@@ -73,6 +78,22 @@ impl Engine for LonetEngine {
             .into());
         }
         Ok(self.os_addr.to_string())
+    }
+
+    /// Asks the process at `data` ([`peer_shapes`]), once per process:
+    /// the answer is kept. When it cannot tell, `true` (and asks again
+    /// next time).
+    async fn peer_shapes(&self, data: &str) -> bool {
+        if let Some(known) = lock(&self.shapers).get(data) {
+            return *known;
+        }
+        match peer_shapes(&self.network, data, self.handshake_timeout).await {
+            Some(shapes) => {
+                lock(&self.shapers).insert(data.to_owned(), shapes);
+                shapes
+            }
+            None => true,
+        }
     }
 
     async fn dial(&self, src: &Addr, dst: &Addr, dst_data: &str) -> io::Result<Dialed> {
@@ -114,6 +135,11 @@ impl Engine for LonetEngine {
                 peer,
             }),
             Err(ReplyError::Refused) => Err(VirtError::ConnRefused.into()),
+            // The acceptor applied a fault set while this dial was on its
+            // way (this side checks before it dials).
+            Err(ReplyError::Remote(text)) if text == VirtError::HostUnreach.as_str() => {
+                Err(VirtError::HostUnreach.into())
+            }
             Err(e) => Err(loconnect(io::Error::new(io::ErrorKind::InvalidData, e))),
         }
     }
@@ -186,6 +212,32 @@ pub async fn probe(network: &str, host: &str, data: &str, timeout: Duration) -> 
         Err(ReplyError::NetworkMismatch { .. }) => Liveness::Dead,
         Err(ReplyError::Remote(text)) if text.ends_with("no such host") => Liveness::Dead,
         Err(e) => Liveness::Unknown(format!("{data} answered: {e}")),
+    }
+}
+
+/// Whether the lonet process at OS address `data`, of network `network`
+/// (the full name), shapes the bytes it receives by the network's faults:
+/// `Some(true)` for a Rust process (this crate), `Some(false)` for one that
+/// answers the handshake but does not (the reference Go/Python lonet);
+/// `None` if that cannot be told within `timeout` (no answer, refused, not
+/// an OS address).
+///
+/// It dials the reserved host [`handshake::SHAPES_HOST`] there: an
+/// ordinary dial of an unknown host, which a reference acceptor refuses as
+/// it refuses any, and a Rust acceptor answers with [`handshake::SHAPES`].
+pub async fn peer_shapes(network: &str, data: &str, timeout: Duration) -> Option<bool> {
+    let os_addr = data.parse::<SocketAddr>().ok()?;
+    let ask = Addr::new(network, handshake::SHAPES_HOST, 0);
+    let request = handshake::request_line(network, &ask, &ask);
+    let exchange = async {
+        let mut stream = connect_and_send(os_addr, &request).await?;
+        handshake::read_line(&mut stream, MAX_REPLY).await
+    };
+    let line = tokio::time::timeout(timeout, exchange).await.ok()?.ok()?;
+    match handshake::parse_reply(&line, network, &ask) {
+        Err(ReplyError::Remote(text)) => Some(text == handshake::SHAPES),
+        Err(ReplyError::Refused) => Some(false),
+        _ => None,
     }
 }
 
@@ -273,4 +325,8 @@ impl std::error::Error for LoconnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.cause)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -102,7 +102,7 @@ use std::time::Duration;
 
 use registry_sqlite::SqliteRegistry;
 
-pub use engine::{probe, LoconnectError};
+pub use engine::{peer_shapes, probe, LoconnectError};
 pub use location::{parse_os_addr, RegistryUrl, ENV_ANNOUNCE, ENV_BIND, ENV_REGISTRY};
 pub use virtnet_core::engine::Liveness;
 pub use virtnet_core::{

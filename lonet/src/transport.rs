@@ -89,7 +89,39 @@ impl AsyncWrite for TcpTransport {
     }
 }
 
+/// A second writer on a connection's stream, for the core's task that
+/// sends for a peer that does not shape (see `Transport::writer`).
+struct SharedWriter(Arc<TcpStream>);
+
+impl AsyncWrite for SharedWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(data) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
+    }
+}
+
 impl Transport for TcpTransport {
+    fn writer(&self) -> Option<Box<dyn AsyncWrite + Send + Sync + Unpin>> {
+        Some(Box::new(SharedWriter(self.0.clone())))
+    }
+
     fn shutdown_handle(&self) -> ShutdownHandle {
         let stream = self.0.clone();
         Box::new(move || {

@@ -1,6 +1,7 @@
 //! Established connections.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::fault::outbox::Outbox;
 use crate::fault::shaper::{Failure, Shaper};
 use crate::fault::state::FaultState;
 use crate::kernel::PortGuard;
@@ -41,11 +43,24 @@ pub struct Conn {
 /// A connection's share of the fault machinery.
 struct Faulted {
     shaper: Shaper,
+    /// Who shapes what this end sends.
+    sending: Sending,
     /// Whether the reset was already acted on (transport shut).
     reset_seen: bool,
     /// A reset seen but not yet traced (traced by the caller, which may
     /// hold the trace's lock).
     reset_untraced: bool,
+}
+
+/// Who sends this end's bytes.
+enum Sending {
+    /// Not known yet; being asked if the task is there.
+    Unknown(Option<tokio::task::JoinHandle<bool>>),
+    /// The transport, as written: the peer shapes what it receives (or
+    /// this end cannot send for it).
+    Direct,
+    /// A task, through the link's faults: the peer does not shape.
+    Outbox(Outbox),
 }
 
 impl Conn {
@@ -240,6 +255,117 @@ impl Conn {
         }
     }
 
+    /// Whether this end sends through an [`Outbox`] (its peer does not
+    /// shape, and a fault applies to the link to it), finding out first if
+    /// need be: the first write on such a link waits for the answer.
+    fn poll_sends_itself(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if !self.faulted() {
+            return Poll::Ready(false);
+        }
+        let Some(port) = self.port.as_ref() else {
+            return Poll::Ready(false);
+        };
+        let Some(f) = Faulted::of(&mut self.faulted, Some(port), &self.local, &self.peer, 0) else {
+            return Poll::Ready(false);
+        };
+        loop {
+            match &mut f.sending {
+                Sending::Direct => return Poll::Ready(false),
+                Sending::Outbox(_) => return Poll::Ready(true),
+                Sending::Unknown(None) => {
+                    let out = f.shaper.outgoing();
+                    if !out.partition && !out.shapes() {
+                        // Nothing to shape yet: ask when there is.
+                        return Poll::Ready(false);
+                    }
+                    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                        f.sending = Sending::Direct;
+                        continue;
+                    };
+                    let (net, peer) = (port.host.net.clone(), self.peer.host().to_owned());
+                    let ask = runtime.spawn(async move { net.peer_shapes(&peer).await });
+                    f.sending = Sending::Unknown(Some(ask));
+                }
+                Sending::Unknown(Some(ask)) => {
+                    let shapes = match Pin::new(ask).poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(answer) => answer.unwrap_or(true),
+                    };
+                    let writer = (!shapes).then(|| self.io.writer()).flatten();
+                    f.sending = match writer {
+                        None => Sending::Direct,
+                        Some(writer) => {
+                            let (link, seed) = f.shaper.outgoing_link();
+                            let link = link.clone();
+                            let born = f.shaper.born();
+                            let state = port.host.net.faults.clone();
+                            match Outbox::start(state, link, born, writer, seed) {
+                                Some(outbox) => Sending::Outbox(outbox),
+                                None => Sending::Direct,
+                            }
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    /// A write (`data`) or shutdown (`None`) through the outbox.
+    fn outbox_write(
+        &mut self,
+        op: &'static str,
+        cx: &mut Context<'_>,
+        data: Option<&[u8]>,
+    ) -> Poll<io::Result<usize>> {
+        if let Some(reason) = self.is_down() {
+            return Poll::Ready(Err(self.down_error(op, reason)));
+        }
+        if let Some(Err(failure)) = self.shaper().map(|s| s.check_write(cx, false)) {
+            return Poll::Ready(Err(self.fault_error(op, failure)));
+        }
+        let Some(f) = self.faulted.as_deref_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        let out = f.shaper.outgoing().clone();
+        let Sending::Outbox(outbox) = &mut f.sending else {
+            return Poll::Ready(Ok(0));
+        };
+        let done = match data {
+            Some(data) => outbox.poll_write(cx, data, &out),
+            None => Poll::Ready(outbox.shutdown().map(|()| 0)),
+        };
+        match done {
+            Poll::Pending => {
+                if let Some(Err(failure)) = self.shaper().map(|s| s.check_write(cx, true)) {
+                    return Poll::Ready(Err(self.fault_error(op, failure)));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
+                Poll::Ready(Err(self.fault_error(op, Failure::Reset)))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.error(op, e))),
+            Poll::Ready(Ok(n)) => Poll::Ready(Ok(n)),
+        }
+    }
+
+    /// A write-side operation: through the outbox if this end sends
+    /// itself, else through the transport by `poll`.
+    fn send<T>(
+        &mut self,
+        op: &'static str,
+        cx: &mut Context<'_>,
+        data: Option<&[u8]>,
+        done: impl FnOnce(usize) -> T,
+        poll: impl FnOnce(Pin<&mut dyn Transport>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match self.poll_sends_itself(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(true) => self.outbox_write(op, cx, data).map_ok(done),
+            Poll::Ready(false) => self.write_side(op, cx, poll),
+        }
+    }
+
     /// Runs a write-side poll after checking for a reset, and asks to be
     /// woken by a fault change while it waits.
     fn guarded_faulted<T>(
@@ -285,6 +411,9 @@ impl Conn {
     /// [`Conn::new`], or by an engine that cannot, is closed instead
     /// (see [`Transport::reset`]).
     pub fn reset(mut self) {
+        if let Some(Sending::Outbox(outbox)) = self.faulted.as_deref_mut().map(|f| &mut f.sending) {
+            outbox.abort();
+        }
         self.io.reset();
     }
 
@@ -364,13 +493,14 @@ impl AsyncWrite for Conn {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        let write = |io: Pin<&mut dyn Transport>, cx: &mut Context<'_>| io.poll_write(cx, buf);
         let Some(trace) = this.observer.clone() else {
-            return this.write_side("write", cx, |io, cx| io.poll_write(cx, buf));
+            return this.send("write", cx, Some(buf), |n| n, write);
         };
         this.trace_released();
         let network = this.local.network_arc().clone();
         trace.around(&network, || {
-            let written = this.write_side("write", cx, |io, cx| io.poll_write(cx, buf));
+            let written = this.send("write", cx, Some(buf), |n| n, write);
             if let Poll::Ready(Ok(n)) = written {
                 this.count_written(n);
             }
@@ -389,13 +519,20 @@ impl AsyncWrite for Conn {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        // Through an outbox, the first non-empty buffer.
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        let write =
+            |io: Pin<&mut dyn Transport>, cx: &mut Context<'_>| io.poll_write_vectored(cx, bufs);
         let Some(trace) = this.observer.clone() else {
-            return this.write_side("write", cx, |io, cx| io.poll_write_vectored(cx, bufs));
+            return this.send("write", cx, Some(first), |n| n, write);
         };
         this.trace_released();
         let network = this.local.network_arc().clone();
         trace.around(&network, || {
-            let written = this.write_side("write", cx, |io, cx| io.poll_write_vectored(cx, bufs));
+            let written = this.send("write", cx, Some(first), |n| n, write);
             if let Poll::Ready(Ok(n)) = written {
                 this.count_written(n);
             }
@@ -421,7 +558,8 @@ impl AsyncWrite for Conn {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let flushed = this.write_side("write", cx, |io, cx| io.poll_flush(cx));
+        // Through an outbox, the bytes are on their way (as a TCP socket's).
+        let flushed = this.send("write", cx, Some(&[]), |_| (), |io, cx| io.poll_flush(cx));
         if matches!(flushed, Poll::Ready(Err(_))) {
             this.trace_reset();
         }
@@ -430,12 +568,13 @@ impl AsyncWrite for Conn {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let shut = |io: Pin<&mut dyn Transport>, cx: &mut Context<'_>| io.poll_shutdown(cx);
         let Some(trace) = this.observer.clone() else {
-            return this.write_side("shutdown", cx, |io, cx| io.poll_shutdown(cx));
+            return this.send("shutdown", cx, None, |_| (), shut);
         };
         let network = this.local.network_arc().clone();
         trace.around(&network, || {
-            let done = this.write_side("shutdown", cx, |io, cx| io.poll_shutdown(cx));
+            let done = this.send("shutdown", cx, None, |_| (), shut);
             let event = match done {
                 Poll::Ready(Ok(())) => Some(Event::Shutdown {
                     local: this.local.clone(),
@@ -491,6 +630,7 @@ impl Faulted {
             );
             *slot = Some(Box::new(Faulted {
                 shaper,
+                sending: Sending::Unknown(None),
                 reset_seen: false,
                 reset_untraced: false,
             }));

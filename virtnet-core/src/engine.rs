@@ -26,7 +26,9 @@
 //! [`SubNetwork::new`](crate::SubNetwork::new); the conformance suite
 //! (`conformance-tests`) checks it.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
@@ -63,6 +65,18 @@ pub trait Transport: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {
     /// only end of stream; an engine that can carry resets does.
     fn reset(&mut self) {
         (self.shutdown_handle())();
+    }
+
+    /// A second handle that writes to this transport's connection, for
+    /// shaping from this end what a peer that does not shape would receive
+    /// unshaped (see [`Engine::peer_shapes`]): the core then sends this
+    /// end's bytes from a task of its own, through that link's faults,
+    /// while this transport keeps reading. Its `poll_shutdown` is a
+    /// half-close, as this transport's.
+    ///
+    /// Provided: `None`, for engines whose peers all shape.
+    fn writer(&self) -> Option<Box<dyn AsyncWrite + Send + Sync + Unpin>> {
+        None
     }
 }
 
@@ -123,6 +137,21 @@ pub trait Engine: Send + Sync + 'static {
     async fn probe(&self, host: &str, data: &str) -> Liveness {
         let _ = (host, data);
         Liveness::Unknown("this network cannot probe its hosts".into())
+    }
+
+    /// Whether the process serving host data `data` shapes the bytes it
+    /// receives by the network's faults, as every subnetwork built on this
+    /// core does (each end shapes what it receives). A peer that does not
+    /// (lonet: a reference Go/Python process) gets both directions of its
+    /// connections shaped by this end, which then also holds, fails or
+    /// delays the dials it makes here. The core asks only once a fault
+    /// applies to a connection with that peer. Must end by itself; when it
+    /// cannot tell, answer `true`.
+    ///
+    /// Provided: `true` (every peer runs this engine).
+    async fn peer_shapes(&self, data: &str) -> bool {
+        let _ = data;
+        true
     }
 
     /// Optional: a driver with which a task waiting in
@@ -258,7 +287,14 @@ pub(crate) trait Deliver: Send + Sync {
     ) -> Result<Queued, Undelivered>;
 
     fn network(&self) -> &Arc<str>;
+
+    /// What the network's faults do to a dial arriving from `src` for
+    /// `dst` (see [`Inbox::arrival`]); `None` if no fault was ever set.
+    fn arrival(self: Arc<Self>, src: Addr, dst: Addr) -> Option<Arrival>;
 }
+
+/// A dial's wait on arrival (see [`Inbox::arrival`]).
+pub type Arrival = Pin<Box<dyn Future<Output = Result<(), VirtError>> + Send>>;
 
 /// The engine's way into its subnetwork: where arriving connections go.
 ///
@@ -287,6 +323,19 @@ impl Inbox {
                 conn,
             }),
         }
+    }
+
+    /// What the network's faults do to a dial that arrives from `src` for
+    /// `dst`, before it is delivered, for an engine whose dialers may be
+    /// processes that do not shape (see [`Engine::peer_shapes`]; a dialer
+    /// that does applied them before it dialed): the future fails with
+    /// [`VirtError::HostUnreach`] if a link between the two hosts is
+    /// unreachable (answer the dialer so), waits while one is partitioned,
+    /// and, for a dialer that does not shape, waits a round trip of their
+    /// latency. `None` (deliver at once) if no fault was ever set on the
+    /// network, so an engine pays nothing for it until then.
+    pub fn arrival(&self, src: &Addr, dst: &Addr) -> Option<Arrival> {
+        self.subnet.upgrade()?.arrival(src.clone(), dst.clone())
     }
 
     /// The full name of the network, or `None` once the subnetwork is gone.

@@ -28,7 +28,9 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::down::Down;
-use crate::engine::{Deliver, Dialed, Engine, PendingConn, Queued, ShutdownHandle, Undelivered};
+use crate::engine::{
+    Arrival, Deliver, Dialed, Engine, PendingConn, Queued, ShutdownHandle, Undelivered,
+};
 use crate::fault::state::FaultState;
 use crate::fault::{FaultRules, Link};
 use crate::ports::{host_key, Socket, SocketTable};
@@ -235,6 +237,25 @@ impl NetCore {
         }
     }
 
+    /// Whether host `host`'s process shapes what it receives (see
+    /// [`Engine::peer_shapes`]): a host of this subnetwork does; another is
+    /// asked of the engine at the host's data. `true` when that cannot be
+    /// told (no such host, a registry that does not answer).
+    pub(crate) async fn peer_shapes(&self, host: &str) -> bool {
+        if self.host(host).is_some() {
+            return true;
+        }
+        let known = lock(&self.known).get(host).cloned();
+        let data = match known {
+            Some(data) => data,
+            None => match self.registry.query(host).await {
+                Ok(data) => data,
+                Err(_) => return true,
+            },
+        };
+        self.engine.peer_shapes(&data).await
+    }
+
     fn stop_following_faults(&self) {
         if let Some(task) = lock(&self.fault_watch).take() {
             task.abort();
@@ -389,6 +410,42 @@ impl Deliver for NetCore {
 
     fn network(&self) -> &Arc<str> {
         &self.network
+    }
+
+    fn arrival(self: Arc<Self>, src: Addr, dst: Addr) -> Option<Arrival> {
+        if !self.faults.active() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let (from, to) = (src.host(), dst.host());
+            let mut shapes = None;
+            loop {
+                let seen = self.faults.version();
+                let rules = self.faults.rules();
+                let there = rules.get(from, to).cloned().unwrap_or_default();
+                let back = rules.get(to, from).cloned().unwrap_or_default();
+                if there.unreachable || back.unreachable {
+                    return Err(VirtError::HostUnreach);
+                }
+                if there.partition || back.partition {
+                    self.faults.changed(seen).await;
+                    continue;
+                }
+                let round_trip = there.latency + back.latency;
+                if round_trip.is_zero() {
+                    return Ok(());
+                }
+                // A dialer that shapes waited the round trip itself.
+                let shapes = match shapes {
+                    Some(shapes) => shapes,
+                    None => *shapes.insert(self.peer_shapes(from).await),
+                };
+                if !shapes {
+                    tokio::time::sleep(round_trip).await;
+                }
+                return Ok(());
+            }
+        }))
     }
 }
 

@@ -48,6 +48,17 @@ pub fn error_line(network: &str, error: &str) -> Vec<u8> {
 /// "connection refused" error.
 pub const REFUSED: &str = "connection refused";
 
+/// The host a dial asks for to learn whether the process it reaches shapes
+/// what it receives by the network's faults ([`crate::peer_shapes`]): no
+/// real host is named so. A Rust acceptor answers [`SHAPES`] (in an `E`
+/// reply); a reference acceptor, which does not shape, answers that it has
+/// no such host, as to any unknown host. Nothing new is on the wire: the
+/// request is an ordinary dial of an unknown host, port 0.
+pub const SHAPES_HOST: &str = "virtnet\0shapes";
+
+/// A Rust acceptor's answer to a dial of [`SHAPES_HOST`].
+pub const SHAPES: &str = "virtnet: this process shapes what it receives";
+
 fn reply_line(network: &str, verb: &str, arg: &str) -> Vec<u8> {
     let mut line = Vec::with_capacity(16 + network.len() + verb.len() + arg.len());
     line.extend_from_slice(b"< lonet ");

@@ -106,7 +106,9 @@ mod scan;
 #[cfg(test)]
 mod tests;
 
-pub use lines::{connected_line, error_line, request_line, MAX_REQUEST, REFUSED};
+pub use lines::{
+    connected_line, error_line, request_line, MAX_REQUEST, REFUSED, SHAPES, SHAPES_HOST,
+};
 pub use read::{read_line, LineTooLong};
 pub use reply::{parse_reply, ReplyError};
 pub use request::{parse_request, RequestError};

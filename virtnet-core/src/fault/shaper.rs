@@ -2,21 +2,21 @@
 //!
 //! Each end shapes what it receives (the link from its peer to itself), so
 //! a connection between two processes is shaped once per direction, by the
-//! receiver. Held bytes stay in the transport (a partition stops reading
+//! receiver. (An end whose peer does not shape sends through an
+//! [`Outbox`](super::outbox::Outbox) too.) Held bytes stay in the transport (a partition stops reading
 //! it, so the writer feels the window fill); delayed bytes wait here, at
 //! most [`WINDOW`] of them, stamped when they were read off the transport.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
+use super::pace::{Alarm, Bucket, Delay};
 use super::rules::{Link, LinkFaults};
 use super::state::FaultState;
 
@@ -61,11 +61,12 @@ pub(crate) struct Shaper {
     queue: VecDeque<(Instant, Item)>,
     queued: usize,
     ended: bool,
-    last_due: Option<Instant>,
-    tokens: f64,
-    refilled: Option<Instant>,
-    sleep: Option<Pin<Box<Sleep>>>,
-    rng: u64,
+    delay: Delay,
+    bucket: Bucket,
+    alarm: Alarm,
+    /// The seed of the jitter of what this end sends, when it sends for a
+    /// peer that does not shape.
+    out_seed: u64,
 }
 
 impl Shaper {
@@ -81,10 +82,18 @@ impl Shaper {
         let rules = state.rules();
         let incoming = Link::new(peer, local);
         let outgoing = incoming.reversed();
-        let rng = rules.seed
-            ^ fnv(local.as_bytes()).rotate_left(17)
-            ^ fnv(peer.as_bytes()).rotate_left(41)
-            ^ (u64::from(ports.0) << 32 | u64::from(ports.1));
+        let seed = |a: &str, b: &str, ports: (u32, u32)| {
+            rules.seed
+                ^ fnv(a.as_bytes()).rotate_left(17)
+                ^ fnv(b.as_bytes()).rotate_left(41)
+                ^ (u64::from(ports.0) << 32 | u64::from(ports.1))
+        };
+        // The receiving end of the other direction would seed its jitter
+        // with the names and ports the other way round.
+        let (rng, out_seed) = (
+            seed(local, peer, ports),
+            seed(peer, local, (ports.1, ports.0)),
+        );
         Shaper {
             read_waiter: state.waiter(),
             write_waiter: state.waiter(),
@@ -101,12 +110,28 @@ impl Shaper {
             queue: VecDeque::new(),
             queued: 0,
             ended: false,
-            last_due: None,
-            tokens: 0.0,
-            refilled: None,
-            sleep: None,
-            rng,
+            delay: Delay::new(rng),
+            bucket: Bucket::default(),
+            alarm: Alarm::default(),
+            out_seed,
         }
+    }
+
+    /// The faults on the link from this end to its peer, as of now.
+    pub(crate) fn outgoing(&mut self) -> &LinkFaults {
+        self.refresh();
+        &self.faults_out
+    }
+
+    /// The outgoing link, and the seed for the jitter of what this end
+    /// sends itself (for a peer that does not shape).
+    pub(crate) fn outgoing_link(&self) -> (&Link, u64) {
+        (&self.outgoing, self.out_seed)
+    }
+
+    /// The network's reset count when the connection was made.
+    pub(crate) fn born(&self) -> u64 {
+        self.born
     }
 
     /// Catches up with the rules; true if the connection is (now) reset.
@@ -215,33 +240,9 @@ impl Shaper {
         }
     }
 
-    /// When bytes read now may be delivered: after the latency and a
-    /// random jitter, never before bytes read earlier.
+    /// When bytes read now may be delivered.
     fn due(&mut self) -> Instant {
-        let f = &self.faults_in;
-        let mut delay = f.latency;
-        if !f.jitter.is_zero() {
-            let nanos = u64::try_from(f.jitter.as_nanos()).unwrap_or(u64::MAX);
-            delay += Duration::from_nanos(self.next_random() % nanos.saturating_add(1));
-        }
-        // Delays are bounded where they are set; a rule from elsewhere (a
-        // store written by another version) must not overflow the clock.
-        let now = Instant::now();
-        let due = now
-            .checked_add(delay)
-            .unwrap_or(now + Duration::from_secs(86_400));
-        let due = self.last_due.map_or(due, |last| due.max(last));
-        self.last_due = Some(due);
-        due
-    }
-
-    /// splitmix64: a small, seeded, reproducible sequence.
-    fn next_random(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.delay.due(&self.faults_in)
     }
 
     /// Hands over the head of the queue if it is due and the bandwidth
@@ -251,9 +252,8 @@ impl Shaper {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Option<Result<(), Failure>> {
-        let now = Instant::now();
         let due = self.queue.front()?.0;
-        if due > now {
+        if due > Instant::now() {
             self.sleep_until(cx, due);
             return None;
         }
@@ -271,22 +271,13 @@ impl Shaper {
         };
         let mut n = (data.len() - *pos).min(buf.remaining());
         if let Some(rate) = rate {
-            let rate = rate.max(1) as f64;
-            let burst = (rate / 100.0).clamp(1.0, WINDOW as f64);
-            let last = self.refilled.unwrap_or(now);
-            self.tokens = (self.tokens + now.duration_since(last).as_secs_f64() * rate).min(burst);
-            if self.refilled.is_none() {
-                self.tokens = burst;
+            match self.bucket.take(rate, n, WINDOW) {
+                Ok(allowed) => n = allowed,
+                Err(at) => {
+                    self.sleep_until(cx, at);
+                    return None;
+                }
             }
-            self.refilled = Some(now);
-            let want = (n as f64).min(burst);
-            if self.tokens < want {
-                let wait = Duration::from_secs_f64((want - self.tokens) / rate);
-                self.sleep_until(cx, now + wait);
-                return None;
-            }
-            n = n.min(self.tokens as usize);
-            self.tokens -= n as f64;
         }
         buf.put_slice(&data[*pos..*pos + n]);
         *pos += n;
@@ -297,40 +288,11 @@ impl Shaper {
         Some(Ok(()))
     }
 
-    /// Wakes the task at `at`. tokio's timer rounds deadlines up to its
-    /// next millisecond tick, so for the last stretch a finer timer adds a
-    /// wake-up at `at` itself; tokio's timer, armed at `at` too, stays the
-    /// one that counts under a paused clock.
+    /// Wakes the task at `at`.
     fn sleep_until(&mut self, cx: &mut Context<'_>, at: Instant) {
-        let now = Instant::now();
-        // A clock that runs ahead of the real one was paused and advanced
-        // (a test's virtual time): tokio's timer is exact there.
-        let virtual_clock = now.into_std() > std::time::Instant::now() + FINE;
-        let tokio_at = if virtual_clock || at.saturating_duration_since(now) <= FINE {
-            if !virtual_clock {
-                super::timer::wake_at(at.into_std(), cx.waker());
-            }
-            at
-        } else {
-            at - FINE
-        };
-        let sleep = match &mut self.sleep {
-            Some(sleep) => {
-                sleep.as_mut().reset(tokio_at);
-                sleep
-            }
-            None => self
-                .sleep
-                .insert(Box::pin(tokio::time::sleep_until(tokio_at))),
-        };
-        if sleep.as_mut().poll(cx).is_ready() {
-            cx.waker().wake_by_ref();
-        }
+        self.alarm.wake_at(cx, at);
     }
 }
-
-/// How close to a deadline the finer timer takes over from tokio's.
-const FINE: Duration = Duration::from_millis(2);
 
 impl Drop for Shaper {
     fn drop(&mut self) {
