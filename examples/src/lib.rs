@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod counter;
+pub mod exchange;
 
 use std::future::IntoFuture;
 use std::io;
