@@ -359,6 +359,9 @@ impl Conn {
         done: impl FnOnce(usize) -> T,
         poll: impl FnOnce(Pin<&mut dyn Transport>, &mut Context<'_>) -> Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
+        if !self.faulted() {
+            return self.guarded(op, |io| poll(io, cx));
+        }
         match self.poll_sends_itself(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(true) => self.outbox_write(op, cx, data).map_ok(done),

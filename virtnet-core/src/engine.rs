@@ -290,7 +290,7 @@ pub(crate) trait Deliver: Send + Sync {
 
     /// What the network's faults do to a dial arriving from `src` for
     /// `dst` (see [`Inbox::arrival`]); `None` if no fault was ever set.
-    fn arrival(self: Arc<Self>, src: Addr, dst: Addr) -> Option<Arrival>;
+    fn arrival(self: Arc<Self>, src: &Addr, dst: &Addr) -> Option<Arrival>;
 }
 
 /// A dial's wait on arrival (see [`Inbox::arrival`]).
@@ -335,7 +335,7 @@ impl Inbox {
     /// latency. `None` (deliver at once) if no fault was ever set on the
     /// network, so an engine pays nothing for it until then.
     pub fn arrival(&self, src: &Addr, dst: &Addr) -> Option<Arrival> {
-        self.subnet.upgrade()?.arrival(src.clone(), dst.clone())
+        self.subnet.upgrade()?.arrival(src, dst)
     }
 
     /// The full name of the network, or `None` once the subnetwork is gone.

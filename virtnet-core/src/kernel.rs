@@ -412,10 +412,11 @@ impl Deliver for NetCore {
         &self.network
     }
 
-    fn arrival(self: Arc<Self>, src: Addr, dst: Addr) -> Option<Arrival> {
+    fn arrival(self: Arc<Self>, src: &Addr, dst: &Addr) -> Option<Arrival> {
         if !self.faults.active() {
             return None;
         }
+        let (src, dst) = (src.clone(), dst.clone());
         Some(Box::pin(async move {
             let (from, to) = (src.host(), dst.host());
             let mut shapes = None;
