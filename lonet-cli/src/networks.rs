@@ -80,13 +80,7 @@ impl Networks {
                 Ok(Arc::new(SqliteRegistry::open(&path, net).await?))
             }
             Networks::Postgres(url) => {
-                if !registry_postgres::networks(url)
-                    .await?
-                    .iter()
-                    .any(|n| n == net)
-                {
-                    return Err(self.missing(net));
-                }
+                self.check_in_database(url, net).await?;
                 Ok(Arc::new(PostgresRegistry::connect(url, net).await?))
             }
         }
@@ -129,19 +123,27 @@ impl Networks {
                     .map_err(|e| io::Error::new(e.kind(), format!("remove {}: {e}", dir.display())))
             }
             Networks::Postgres(url) => {
-                if !registry_postgres::networks(url)
-                    .await?
-                    .iter()
-                    .any(|n| n == net)
-                {
-                    return Err(self.missing(net));
-                }
+                self.check_in_database(url, net).await?;
                 let registry = PostgresRegistry::connect(url, net).await?;
                 let removed = registry.remove_network().await;
                 let _ = registry.close().await;
                 removed?;
                 Ok(())
             }
+        }
+    }
+
+    /// NotFound unless the database at `url` has network `net` (hosts or
+    /// fault rules of it).
+    async fn check_in_database(&self, url: &str, net: &str) -> io::Result<()> {
+        if registry_postgres::networks(url)
+            .await?
+            .iter()
+            .any(|n| n == net)
+        {
+            Ok(())
+        } else {
+            Err(self.missing(net))
         }
     }
 

@@ -47,19 +47,33 @@ impl AsyncRead for TcpTransport {
     }
 }
 
+/// A write to a stream that others share (by `&`).
+fn poll_write_shared(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    data: &[u8],
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(stream.poll_write_ready(cx))?;
+        match stream.try_write(data) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return Poll::Ready(result),
+        }
+    }
+}
+
+/// A half-close of a stream that others share.
+fn shutdown_write(stream: &TcpStream) -> Poll<io::Result<()>> {
+    Poll::Ready(SockRef::from(stream).shutdown(std::net::Shutdown::Write))
+}
+
 impl AsyncWrite for TcpTransport {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write(data) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
-        }
+        poll_write_shared(&self.0, cx, data)
     }
 
     fn poll_write_vectored(
@@ -85,7 +99,7 @@ impl AsyncWrite for TcpTransport {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
+        shutdown_write(&self.0)
     }
 }
 
@@ -99,13 +113,7 @@ impl AsyncWrite for SharedWriter {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write(data) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
-        }
+        poll_write_shared(&self.0, cx, data)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -113,7 +121,7 @@ impl AsyncWrite for SharedWriter {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
+        shutdown_write(&self.0)
     }
 }
 

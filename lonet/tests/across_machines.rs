@@ -15,9 +15,9 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{postgres_url, unique_net, Child, ROLE};
+use common::{postgres_url, unique_net, Child};
 use lonet::RegistryUrl;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use virtnet_core::Registry;
 use virtnet_testdata::netns::{namespaces, Namespaces};
 
@@ -182,24 +182,12 @@ async fn reference_scenario_across_namespaces() {
 /// (in their namespaces). In a normal test run it does nothing.
 #[test]
 fn child_process_entry() {
-    let Ok(role) = std::env::var(ROLE) else {
-        return;
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let name = std::env::var("LONET_TEST_NET").unwrap();
-        // The registry and the address to bind come from LONET_REGISTRY
-        // and LONET_BIND.
-        let net = lonet::Builder::new(&name).join().await.expect("child join");
-        let mut commands = BufReader::new(tokio::io::stdin()).lines();
+    // The registry and the address to bind come from LONET_REGISTRY and
+    // LONET_BIND.
+    common::child_main(|role, net, mut commands| async move {
         match role.as_str() {
             "script" => common::script(&net, &mut commands).await,
             other => panic!("unknown role {other}"),
         }
-        net.close().await.expect("child close");
     });
-    std::process::exit(0);
 }

@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use virtnet_core::Conn;
 
 mod common;
-use common::{say, Child, HANG_GUARD, ROLE};
+use common::{say, Child, Commands, HANG_GUARD};
 
 /// A child playing `role` on network `net` under `root`.
 fn child(role: &str, root: &Path, net: &str, extra: &[(&str, String)]) -> Child {
@@ -185,37 +185,19 @@ async fn killed_peer_ends_the_survivors_read() {
 /// In a normal test run (no role in the environment) it does nothing.
 #[test]
 fn child_process_entry() {
-    let Ok(role) = std::env::var(ROLE) else {
-        return;
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let code = rt.block_on(async {
-        let root = std::env::var("LONET_TEST_ROOT").unwrap();
-        let name = std::env::var("LONET_TEST_NET").unwrap();
-        let net = lonet::Builder::new(&name)
-            .root(root)
-            .join()
-            .await
-            .expect("child join");
-        let mut commands = BufReader::new(tokio::io::stdin()).lines();
+    common::child_main(|role, net, mut commands| async move {
         match role.as_str() {
             "script" => common::script(&net, &mut commands).await,
             "mesh" => mesh(&net, &mut commands).await,
             "flood" => flood(&net).await,
             other => panic!("unknown role {other}"),
         }
-        net.close().await.expect("child close");
-        0
     });
-    std::process::exit(code);
 }
 
 /// Creates hosts h<index>_0..; on `go`, every host dials every other host of
 /// every process and checks names and ports; says `done`, waits for `exit`.
-async fn mesh(net: &virtnet_core::SubNetwork, commands: &mut Lines<BufReader<tokio::io::Stdin>>) {
+async fn mesh(net: &virtnet_core::SubNetwork, commands: &mut Commands) {
     let env = |k: &str| std::env::var(k).unwrap().parse::<usize>().unwrap();
     let (index, procs, hosts) = (
         env("LONET_TEST_INDEX"),

@@ -7,10 +7,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use common::{postgres_url, say, unique_net, Child, ROLE};
+use common::{postgres_url, say, unique_net, Child, Commands};
 use conformance_tests::{networker, Fixture};
 use lonet::RegistryUrl;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use virtnet_core::Registry;
 
 /// A fresh network of its own in the tests' database.
@@ -117,33 +116,18 @@ async fn sixteen_processes_fifty_hosts_each_at_once() {
 /// spawn. In a normal test run it does nothing.
 #[test]
 fn child_process_entry() {
-    let Ok(role) = std::env::var(ROLE) else {
-        return;
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let name = std::env::var("LONET_TEST_NET").unwrap();
-        // The registry comes from LONET_REGISTRY.
-        let net = lonet::Builder::new(&name).join().await.expect("child join");
-        let mut commands = BufReader::new(tokio::io::stdin()).lines();
+    // The registry comes from LONET_REGISTRY.
+    common::child_main(|role, net, mut commands| async move {
         match role.as_str() {
             "crowd" => crowd(&net, &mut commands).await,
             other => panic!("unknown role {other}"),
         }
-        net.close().await.expect("child close");
     });
-    std::process::exit(0);
 }
 
 /// Says `ready OS_ADDR`; on `go`, makes hosts h<index>_0.. and tries the
 /// contested names, all at once; says `made NAMES`; waits for `exit`.
-async fn crowd(
-    net: &virtnet_core::SubNetwork,
-    commands: &mut tokio::io::Lines<BufReader<tokio::io::Stdin>>,
-) {
+async fn crowd(net: &virtnet_core::SubNetwork, commands: &mut Commands) {
     let index: usize = std::env::var("LONET_TEST_INDEX").unwrap().parse().unwrap();
     // Where this process serves: a probe host's entry.
     let probe = net.new_host(&format!("probe{index}")).await.unwrap();

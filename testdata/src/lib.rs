@@ -11,8 +11,8 @@
 //! - [`QUOTE_VECTORS`]: Go's `%q`, `strconv.Unquote` and `Sscanf` results.
 //!
 //! Beside the data, the small helpers more than one test needs: [`unhex`],
-//! [`text`] and the generator [`Rng`]; and [`netns`], two "machines" in
-//! network namespaces.
+//! [`text`], the generator [`Rng`], [`unique_name`]; and [`netns`], two
+//! "machines" in network namespaces.
 //!
 //! This crate is for tests only (a dev-dependency, never published). Its
 //! helpers panic with a message naming the file or value at fault, since
@@ -132,6 +132,21 @@ pub fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key]
         .as_str()
         .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+/// A name no other test run uses (for networks in a shared database, which
+/// must not meet): `prefix`, this process, a counter and the time.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}{}x{}x{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A small deterministic generator (xorshift64*), so that randomized tests

@@ -32,7 +32,7 @@ use crate::engine::{
     Arrival, Deliver, Dialed, Engine, PendingConn, Queued, ShutdownHandle, Undelivered,
 };
 use crate::fault::state::FaultState;
-use crate::fault::{FaultRules, Link};
+use crate::fault::{FaultRules, Link, LinkFaults};
 use crate::ports::{host_key, Socket, SocketTable};
 use crate::queue::AcceptQueue;
 use crate::registry::{Registry, RegistryCause, RegistryError};
@@ -209,6 +209,17 @@ impl NetCore {
     /// healed, latency delays it by the outgoing link's. (The dial calls
     /// it only once a fault was ever set.)
     pub(crate) async fn dial_faults(&self, from: &str, to: &str) -> Result<(), VirtError> {
+        let (there, _) = self.dial_gate(from, to).await?;
+        if !there.latency.is_zero() {
+            tokio::time::sleep(there.latency).await;
+        }
+        Ok(())
+    }
+
+    /// The gate of a dial between hosts `from` and `to`: fails if a link
+    /// between them is unreachable, waits while one is partitioned; then
+    /// the faults of the link there and of the link back.
+    async fn dial_gate(&self, from: &str, to: &str) -> Result<(LinkFaults, LinkFaults), VirtError> {
         loop {
             let seen = self.faults.version();
             let rules = self.faults.rules();
@@ -221,10 +232,7 @@ impl NetCore {
                 self.faults.changed(seen).await;
                 continue;
             }
-            if !there.latency.is_zero() {
-                tokio::time::sleep(there.latency).await;
-            }
-            return Ok(());
+            return Ok((there, back));
         }
     }
 
@@ -419,33 +427,13 @@ impl Deliver for NetCore {
         let (src, dst) = (src.clone(), dst.clone());
         Some(Box::pin(async move {
             let (from, to) = (src.host(), dst.host());
-            let mut shapes = None;
-            loop {
-                let seen = self.faults.version();
-                let rules = self.faults.rules();
-                let there = rules.get(from, to).cloned().unwrap_or_default();
-                let back = rules.get(to, from).cloned().unwrap_or_default();
-                if there.unreachable || back.unreachable {
-                    return Err(VirtError::HostUnreach);
-                }
-                if there.partition || back.partition {
-                    self.faults.changed(seen).await;
-                    continue;
-                }
-                let round_trip = there.latency + back.latency;
-                if round_trip.is_zero() {
-                    return Ok(());
-                }
-                // A dialer that shapes waited the round trip itself.
-                let shapes = match shapes {
-                    Some(shapes) => shapes,
-                    None => *shapes.insert(self.peer_shapes(from).await),
-                };
-                if !shapes {
-                    tokio::time::sleep(round_trip).await;
-                }
-                return Ok(());
+            let (there, back) = self.dial_gate(from, to).await?;
+            let round_trip = there.latency + back.latency;
+            // A dialer that shapes waited the round trip itself.
+            if !round_trip.is_zero() && !self.peer_shapes(from).await {
+                tokio::time::sleep(round_trip).await;
             }
+            Ok(())
         }))
     }
 }

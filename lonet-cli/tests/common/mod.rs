@@ -256,17 +256,4 @@ impl Proc {
     }
 }
 
-/// A network name no other test run uses (networks in a shared database
-/// must not meet): `prefix`, this process, a counter and the time.
-pub fn unique_net(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{prefix}{}x{}x{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use virtnet_testdata::unique_name as unique_net;

@@ -86,6 +86,38 @@ impl Child {
     }
 }
 
+/// The commands a child reads from its parent.
+pub type Commands = Lines<BufReader<tokio::io::Stdin>>;
+
+/// The body of a test binary's child entry (the test function that
+/// [`Child::spawn`] runs): in a child (`ROLE` set), joins network
+/// `LONET_TEST_NET` (under `LONET_TEST_ROOT` if set, else where the
+/// environment says, as `LONET_REGISTRY`), plays `ROLE` with `play`, closes
+/// and exits; in a normal test run, returns at once.
+pub fn child_main<F: std::future::Future<Output = ()>>(
+    play: impl FnOnce(String, virtnet_core::SubNetwork, Commands) -> F,
+) {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("child runtime");
+    rt.block_on(async {
+        let name = std::env::var("LONET_TEST_NET").expect("LONET_TEST_NET");
+        let mut builder = lonet::Builder::new(&name);
+        if let Ok(root) = std::env::var("LONET_TEST_ROOT") {
+            builder = builder.root(root);
+        }
+        let net = builder.join().await.expect("child join");
+        let commands = BufReader::new(tokio::io::stdin()).lines();
+        play(role, net.clone(), commands).await;
+        net.close().await.expect("child close");
+    });
+    std::process::exit(0);
+}
+
 /// Says `msg` to the parent (from a child).
 pub fn say(msg: &str) {
     println!("{MARK}{msg}");
@@ -103,20 +135,7 @@ pub fn postgres_url() -> String {
     }
 }
 
-/// A network name no other test run uses: `prefix`, this process and a
-/// counter.
-pub fn unique_net(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{prefix}{}x{}x{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use virtnet_testdata::unique_name as unique_net;
 
 /// Runs commands from the parent, one per line, answering each that has an
 /// answer:
@@ -126,10 +145,7 @@ pub fn unique_net(prefix: &str) -> String {
 /// - `send I TEXT`; `recv I LEN` → `recv TEXT`; `eof I` → `eof` (the peer
 ///   closed) or `error KIND`
 /// - `exit`
-pub async fn script(
-    net: &virtnet_core::SubNetwork,
-    commands: &mut Lines<BufReader<tokio::io::Stdin>>,
-) {
+pub async fn script(net: &virtnet_core::SubNetwork, commands: &mut Commands) {
     use tokio::io::AsyncReadExt;
     let mut host: Option<virtnet_core::Host> = None;
     let mut listeners: Vec<virtnet_core::Listener> = Vec::new();
@@ -146,21 +162,12 @@ pub async fn script(
                 host.take().expect("a host").close().await.expect("close");
                 say("closed");
             }
-            (Some("listen"), Some(laddr), None) => {
+            (Some("listen"), laddr, None) => {
+                let laddr = laddr.unwrap_or("");
                 let l = host
                     .as_ref()
                     .expect("a host")
                     .listen(laddr)
-                    .await
-                    .expect("listen");
-                say(&format!("listener {} {}", listeners.len(), l.local_addr()));
-                listeners.push(l);
-            }
-            (Some("listen"), None, None) => {
-                let l = host
-                    .as_ref()
-                    .expect("a host")
-                    .listen("")
                     .await
                     .expect("listen");
                 say(&format!("listener {} {}", listeners.len(), l.local_addr()));
