@@ -140,9 +140,9 @@ impl Transport for TcpTransport {
         })
     }
 
-    /// A zero linger time: the OS sends an RST, not a FIN, when the socket
-    /// closes, which is when the connection (this transport and its
-    /// shutdown handle) is dropped, right after.
+    /// A zero linger time: the OS sends an RST when the socket closes,
+    /// which is when the connection (this transport, its shutdown handle,
+    /// a fault's sending task) is dropped.
     fn reset(&mut self) {
         if SockRef::from(&*self.0)
             .set_linger(Some(std::time::Duration::ZERO))

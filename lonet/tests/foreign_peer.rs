@@ -355,3 +355,40 @@ async fn unreachable_answer_is_typed_for_a_rust_dialer() {
     net.close().await.unwrap();
     other.close().await.unwrap();
 }
+
+/// A reset with a peer that does not shape: α's operations fail with the
+/// typed error at once, and the peer sees its connection end, then reset
+/// (a write of its fails) once α's end is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_reaches_the_peer() {
+    let (_root, net) = fresh().await;
+    let alpha = net.new_host("α").await.unwrap();
+    let mut raw = RawPeer::join(&net).await;
+    let (c, s) = tokio::join!(alpha.dial("ρ:1"), raw.accepted());
+    let (mut c, mut s) = (c.unwrap(), s);
+    net.faults().reset(Links::pair("α", "ρ")).await.unwrap();
+    let err = c.write_all(b"x").await.unwrap_err();
+    assert_eq!(VirtError::of(&err), Some(VirtError::ConnReset), "{err}");
+    let mut buf = [0; 8];
+    let end = guard("ρ sees the end", s.read(&mut buf)).await;
+    assert!(matches!(end, Ok(0)) || end.is_err(), "{end:?}");
+    drop(c);
+    // The RST arrives: a write (soon, if not the first) fails.
+    let failed = guard("ρ's writes fail", async {
+        loop {
+            if let Err(e) = s.write_all(b"more").await {
+                return e;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        matches!(
+            failed.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{failed}"
+    );
+    net.close().await.unwrap();
+}

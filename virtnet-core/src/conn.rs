@@ -155,6 +155,12 @@ impl Conn {
                 if let Some(f) = self.faulted.as_mut().filter(|f| !f.reset_seen) {
                     f.reset_seen = true;
                     f.reset_untraced = self.observer.is_some();
+                    if let Sending::Outbox(outbox) = &mut f.sending {
+                        outbox.abort();
+                    }
+                    // A peer that does not shape sees its connection end
+                    // now, and reset once this end is dropped.
+                    self.io.reset();
                     (self.io.shutdown_handle())();
                 }
                 self.error(op, VirtError::ConnReset.into())

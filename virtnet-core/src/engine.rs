@@ -58,7 +58,8 @@ pub trait Transport: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {
     /// Resets the connection, as a TCP RST does: the peer's pending (or
     /// next) read or write fails with [`io::ErrorKind::ConnectionReset`].
     /// Called by [`Conn::reset`](crate::Conn::reset) just before this end
-    /// is dropped.
+    /// is dropped, and when a fault resets the connection (then the
+    /// shutdown handle is called too, and the end is dropped later).
     ///
     /// Provided: shuts this transport with its
     /// [`shutdown_handle`](Transport::shutdown_handle), so the peer sees
