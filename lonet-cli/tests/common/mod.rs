@@ -256,4 +256,5 @@ impl Proc {
     }
 }
 
+#[allow(unused_imports)] // not every test file names networks
 pub use virtnet_testdata::unique_name as unique_net;

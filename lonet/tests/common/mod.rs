@@ -135,6 +135,7 @@ pub fn postgres_url() -> String {
     }
 }
 
+#[allow(unused_imports)] // not every test file names networks
 pub use virtnet_testdata::unique_name as unique_net;
 
 /// Runs commands from the parent, one per line, answering each that has an
