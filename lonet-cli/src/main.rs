@@ -1,8 +1,9 @@
 //! `lonet`: the lonet demo, and tools to list, inspect, listen on and dial
-//! lonet networks from the shell.
+//! lonet networks, and to bridge real programs onto them, from the shell.
 
 #![forbid(unsafe_code)]
 
+mod bridge;
 mod demo;
 mod fault;
 mod inspect;
@@ -100,6 +101,12 @@ enum Command {
     /// them at once. Joins nothing: no host is made.
     #[command(after_help = fault::EXAMPLES)]
     Fault(fault::FaultArgs),
+    /// Put real programs on NET: expose a real server as a host's port
+    /// (`expose α:5432 --to 127.0.0.1:5432`), let real clients dial in from
+    /// a host (`forward 127.0.0.1:15432 --from β --to α:5432`), or several
+    /// of each (--expose, --forward). Runs until SIGTERM or Ctrl-C.
+    #[command(after_help = bridge::EXAMPLES)]
+    Bridge(bridge::BridgeArgs),
     /// Remove a network: its directory and registry file, or its rows in a
     /// PostgreSQL registry (refused while any of its hosts is alive), or
     /// only its dead hosts.
@@ -141,6 +148,13 @@ fn main() -> ExitCode {
             Ok(plan) => Run::Fault(args.net, plan),
             Err(fault::Usage(msg)) => usage_error("fault", msg),
         },
+        Command::Bridge(args) => {
+            let net = args.net.clone();
+            match args.plan() {
+                Ok(plan) => Run::Bridge(net, plan),
+                Err(bridge::Usage(msg)) => usage_error("bridge", msg),
+            }
+        }
         other => Run::Other(other),
     };
     let registry = match cli.registry.as_deref().map(str::parse).transpose() {
@@ -171,10 +185,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let command = match command {
             Run::Fault(net, plan) => return fault::run(&networks, &net, plan).await,
+            Run::Bridge(net, plan) => return bridge::run(join(&net), plan).await,
             Run::Other(command) => command,
         };
         match command {
-            Command::Fault(_) => Ok(()),
+            Command::Fault(_) | Command::Bridge(_) => Ok(()),
             Command::Demo => demo::run(&networks).await,
             Command::Ls => inspect::ls(&networks).await,
             Command::Hosts { net } => inspect::hosts(&networks, &net).await,
@@ -218,9 +233,10 @@ fn usage_error(sub: &str, msg: String) -> ! {
     }
 }
 
-/// A command, with `lonet fault`'s arguments checked.
+/// A command, with `lonet fault`'s and `lonet bridge`'s arguments checked.
 enum Run {
     Fault(String, fault::Plan),
+    Bridge(String, bridge::Plan),
     Other(Command),
 }
 
@@ -233,7 +249,10 @@ fn show_events(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // `lonet bridge` prints its connections' events itself, without the
+    // level: not twice.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},lonet::bridge=warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

@@ -16,6 +16,8 @@
 //!
 //! - [`join`] / [`Builder`]: join (or create) a network; you get a virtnet
 //!   [`SubNetwork`]. Start here.
+//! - [`bridge`]: real programs on the network: a real server exposed as a
+//!   host's port, real clients dialing in from a host (`lonet bridge`).
 //! - [`RegistryUrl`] and the `LONET_*` variables: which registry, which
 //!   address (`location.rs`).
 //! - [`handshake`]: the wire protocol, with the spec's lines quoted.
@@ -87,6 +89,7 @@
 #![warn(missing_docs)]
 
 mod acceptor;
+pub mod bridge;
 pub mod dirs;
 mod engine;
 pub mod handshake;
