@@ -13,9 +13,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::signals::Interrupts;
 use clap::{Args, Subcommand};
 use lonet::bridge::Bridge;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use virtnet_core::SubNetwork;
 
 /// Examples, shown by `lonet bridge --help`.
@@ -263,30 +263,6 @@ async fn serve(subnet: &SubNetwork, plan: Plan, interrupts: &mut Interrupts) -> 
     }
     eprintln!("stopped: the bridge's hosts left {network}");
     Ok(())
-}
-
-/// Ctrl-C and SIGTERM, caught from the moment this is made.
-struct Interrupts {
-    int: Signal,
-    term: Signal,
-}
-
-impl Interrupts {
-    fn new() -> io::Result<Interrupts> {
-        Ok(Interrupts {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Completes on the next Ctrl-C or SIGTERM (also one that came earlier
-    /// and was not yet taken).
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-    }
 }
 
 #[cfg(test)]

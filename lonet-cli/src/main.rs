@@ -9,6 +9,7 @@ mod fault;
 mod inspect;
 mod networks;
 mod peer;
+mod signals;
 
 use std::io;
 use std::net::SocketAddr;

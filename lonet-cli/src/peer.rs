@@ -4,8 +4,8 @@
 use std::io::{self, IsTerminal};
 use std::sync::Arc;
 
+use crate::signals::Interrupts;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::Mutex;
 use virtnet_core::{Conn, Listener, SubNetwork};
 
@@ -162,27 +162,4 @@ async fn stdio(conn: Conn) -> io::Result<()> {
 async fn send_stdin(mut w: impl AsyncWrite + Unpin) -> io::Result<()> {
     tokio::io::copy(&mut tokio::io::stdin(), &mut w).await?;
     w.shutdown().await
-}
-
-/// Ctrl-C and SIGTERM, caught from the moment this is made.
-struct Interrupts {
-    int: Signal,
-    term: Signal,
-}
-
-impl Interrupts {
-    fn new() -> io::Result<Interrupts> {
-        Ok(Interrupts {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Completes on the first Ctrl-C or SIGTERM (also one that came earlier).
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-    }
 }

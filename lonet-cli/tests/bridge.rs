@@ -13,15 +13,16 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::{guard, unique_net, Proc, Root};
 use rustix::process::Signal;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::Command;
+use virtnet_testdata::programs::{http_server, noise, postgres_server, program, Psql};
 
 /// How long a test watches to see that a held query gets no answer, once
 /// every process has taken the partition (an event it waits for first).
@@ -60,92 +61,6 @@ async fn wait_all(proc: &mut Proc, texts: &[&str]) -> Vec<String> {
         }
     }
     found.into_iter().flatten().collect()
-}
-
-/// Where an external program is, or a panic saying how to get it.
-fn program(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("{name} not found: install {package} (.ci/test installs it when run as root)")
-        })
-}
-
-/// The tests' PostgreSQL server: its user, OS address and database, from
-/// `VIRTNET_POSTGRES_URL` (`postgres://USER@HOST:PORT/DB`, set by
-/// `.ci/test`).
-fn postgres_server() -> (String, String, String) {
-    let url = match std::env::var("VIRTNET_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => panic!(
-            "VIRTNET_POSTGRES_URL is not set: run the tests with .ci/test, which starts a PostgreSQL server for them"
-        ),
-    };
-    let rest = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-        .unwrap_or_else(|| panic!("VIRTNET_POSTGRES_URL {url:?} is not postgres://…"));
-    let (authority, db) = rest.split_once('/').unwrap_or((rest, "postgres"));
-    let db = db.split('?').next().unwrap_or("postgres");
-    let (user, hostport) = authority
-        .rsplit_once('@')
-        .unwrap_or_else(|| panic!("VIRTNET_POSTGRES_URL {url:?} names no user"));
-    let hostport = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5432")
-    };
-    (user.to_owned(), hostport, db.to_owned())
-}
-
-/// `psql` reading queries from stdin, one line per value on stdout.
-struct Psql {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-}
-
-impl Psql {
-    fn start(url: &str) -> Psql {
-        let mut child = Command::new(program("psql", "postgresql-client"))
-            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", url])
-            .env("PGSSLMODE", "disable")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        Psql {
-            stdin: child.stdin.take().unwrap(),
-            stdout: BufReader::new(child.stdout.take().unwrap()).lines(),
-            child,
-        }
-    }
-
-    async fn send(&mut self, query: &str) {
-        self.stdin
-            .write_all(format!("{query}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    async fn line(&mut self) -> String {
-        guard("a line from psql", self.stdout.next_line())
-            .await
-            .unwrap()
-            .expect("psql ended")
-    }
-
-    async fn finish(self) {
-        drop(self.stdin);
-        let out = guard("psql's exit", self.child.wait_with_output())
-            .await
-            .unwrap();
-        assert!(out.status.success(), "psql: {out:?}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +107,7 @@ async fn psql_through_two_bridge_processes_stalls_across_a_partition_until_heale
     exposer.wait_for_text("fault rules followed").await;
     forwarder.wait_for_text("fault rules followed").await;
     psql.send("SELECT 'after the heal';").await;
-    let held = tokio::time::timeout(HELD_FOR, psql.stdout.next_line()).await;
+    let held = tokio::time::timeout(HELD_FOR, psql.line()).await;
     assert!(held.is_err(), "a query crossed a partition: {held:?}");
     root.run(&["fault", &net, "heal"], b"").await.expect(0);
     assert_eq!(psql.line().await, "after the heal");
@@ -208,48 +123,6 @@ async fn psql_through_two_bridge_processes_stalls_across_a_partition_until_heale
     assert_eq!(hosts.stdout.lines().count(), 1, "{hosts:?}");
 }
 
-/// `python3 -m http.server` serving `dir` on a free port; its address.
-async fn http_server(dir: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(program("python3", "python3"))
-        .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
-        .arg("--directory")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    // "Serving HTTP on 127.0.0.1 port 41865 (http://127.0.0.1:41865/) ..."
-    let line = guard("the HTTP server's first line", lines.next_line())
-        .await
-        .unwrap()
-        .expect("python3 said nothing");
-    let port: u16 = line
-        .split(" port ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
-/// `n` bytes of xorshift noise.
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
-
-/// `curl`s `url` into `out`.
 async fn curl(url: &str, out: &Path) {
     let run = Command::new(program("curl", "curl"))
         .args(["-sS", "--fail", "-o"])
@@ -267,7 +140,7 @@ async fn curl_fetches_a_large_file_intact_through_several_exposes_and_forwards()
     let root = Root::new();
     let net = unique_net("bhttp");
     let site = tempfile::tempdir().unwrap();
-    let file = random_bytes(20 << 20, 11);
+    let file = noise(20 << 20, 11);
     std::fs::write(site.path().join("big.bin"), &file).unwrap();
     let (_server, at) = http_server(site.path()).await;
     let (expose80, expose81) = (format!("α:80={at}"), format!("α:81={at}"));

@@ -13,18 +13,18 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{postgres_url, unique_net, HANG_GUARD};
+use common::{unique_net, HANG_GUARD};
 use lonet::bridge::{Bridge, End, Event, Route, Side, BUFFER};
 use lonet::{Links, SubNetwork, VirtError};
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use virtnet_testdata::programs::{http_server, noise, postgres_server, program, Psql};
 
 /// How long a test watches to see that something does not happen (see
 /// the file's docs).
@@ -767,87 +767,6 @@ async fn dropping_the_bridge_stops_it() {
     net.close().await.unwrap();
 }
 
-/// Where an external program is, or a panic saying how to get it.
-fn program(name: &str, package: &str) -> std::path::PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("{name} not found: install {package} (.ci/test installs it when run as root)")
-        })
-}
-
-/// The tests' PostgreSQL server: its user, OS address and database, from
-/// `VIRTNET_POSTGRES_URL` (`postgres://USER@HOST:PORT/DB`).
-fn postgres_server() -> (String, String, String) {
-    let url = postgres_url();
-    let rest = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-        .unwrap_or_else(|| panic!("VIRTNET_POSTGRES_URL {url:?} is not postgres://…"));
-    let (authority, db) = rest.split_once('/').unwrap_or((rest, "postgres"));
-    let db = db.split('?').next().unwrap_or("postgres");
-    let (user, hostport) = authority
-        .rsplit_once('@')
-        .unwrap_or_else(|| panic!("VIRTNET_POSTGRES_URL {url:?} names no user"));
-    let hostport = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5432")
-    };
-    (user.to_owned(), hostport, db.to_owned())
-}
-
-/// `psql` on `url`, reading queries from stdin, answering one line per
-/// value on stdout.
-struct Psql {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
-
-impl Psql {
-    fn start(url: &str) -> Psql {
-        let mut child = tokio::process::Command::new(program("psql", "postgresql-client"))
-            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", url])
-            .env("PGSSLMODE", "disable")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        Psql {
-            stdin: child.stdin.take().unwrap(),
-            stdout: BufReader::new(child.stdout.take().unwrap()).lines(),
-            child,
-        }
-    }
-
-    async fn send(&mut self, query: &str) {
-        self.stdin
-            .write_all(format!("{query}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    async fn line(&mut self) -> String {
-        guard("a line from psql", self.stdout.next_line())
-            .await
-            .unwrap()
-            .expect("psql ended")
-    }
-
-    async fn finish(self) {
-        drop(self.stdin);
-        let status = guard("psql's exit", self.child.wait_with_output())
-            .await
-            .unwrap();
-        assert!(status.status.success(), "psql: {status:?}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_reaches_postgres_through_the_bridge_and_a_partition_stalls_it_until_healed() {
     let mut s = Setup::new("bpsql").await;
@@ -877,7 +796,7 @@ async fn psql_reaches_postgres_through_the_bridge_and_a_partition_stalls_it_unti
     let faults = s.net.faults();
     faults.partition(Links::pair("β", "α")).await.unwrap();
     psql.send("SELECT 'after the heal';").await;
-    let held = tokio::time::timeout(HELD_FOR, psql.stdout.next_line()).await;
+    let held = tokio::time::timeout(HELD_FOR, psql.line()).await;
     assert!(held.is_err(), "a query crossed a partition: {held:?}");
     faults.heal_all().await.unwrap();
     assert_eq!(psql.line().await, "after the heal");
@@ -886,52 +805,11 @@ async fn psql_reaches_postgres_through_the_bridge_and_a_partition_stalls_it_unti
     s.net.close().await.unwrap();
 }
 
-/// `python3 -m http.server` serving `dir` on a free port; its address.
-async fn http_server(dir: &Path) -> (tokio::process::Child, SocketAddr) {
-    let mut child = tokio::process::Command::new(program("python3", "python3"))
-        .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
-        .arg("--directory")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    // "Serving HTTP on 127.0.0.1 port 41865 (http://127.0.0.1:41865/) ..."
-    let line = guard("the HTTP server's first line", lines.next_line())
-        .await
-        .unwrap()
-        .expect("python3 said nothing");
-    let port: u16 = line
-        .split(" port ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
-/// `n` bytes of xorshift noise.
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_fetches_a_large_file_from_python_http_server_through_the_bridge() {
     let mut s = Setup::new("bhttp").await;
     let site = tempfile::tempdir().unwrap();
-    let file = random_bytes(20 << 20, 7);
+    let file = noise(20 << 20, 7);
     std::fs::write(site.path().join("big.bin"), &file).unwrap();
     let (_server, at) = http_server(site.path()).await;
     s.bridge.expose("α:80", &at.to_string()).await.unwrap();

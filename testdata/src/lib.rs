@@ -11,8 +11,9 @@
 //! - [`QUOTE_VECTORS`]: Go's `%q`, `strconv.Unquote` and `Sscanf` results.
 //!
 //! Beside the data, the small helpers more than one test needs: [`unhex`],
-//! [`text`], the generator [`Rng`], [`unique_name`]; and [`netns`], two
-//! "machines" in network namespaces.
+//! [`text`], the generator [`Rng`], [`unique_name`]; [`netns`], two
+//! "machines" in network namespaces; and [`programs`], the real programs
+//! the tests drive (PostgreSQL's `psql`, `python3 -m http.server`).
 //!
 //! This crate is for tests only (a dev-dependency, never published). Its
 //! helpers panic with a message naming the file or value at fault, since
@@ -31,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod netns;
+pub mod programs;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -71,12 +71,7 @@ impl Root {
     /// Children that keep their networks in the tests' PostgreSQL database
     /// (`--registry`, from `VIRTNET_POSTGRES_URL`, which `.ci/test` sets).
     pub fn postgres() -> Root {
-        let url = match std::env::var("VIRTNET_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => url,
-            _ => panic!(
-                "VIRTNET_POSTGRES_URL is not set: run the tests with .ci/test, which starts a PostgreSQL server for them"
-            ),
-        };
+        let url = virtnet_testdata::programs::postgres_url();
         Root {
             tmp: tempfile::tempdir().unwrap(),
             registry: Some(url),

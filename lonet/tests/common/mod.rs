@@ -123,17 +123,8 @@ pub fn say(msg: &str) {
     println!("{MARK}{msg}");
 }
 
-/// The URL of the tests' PostgreSQL server: `VIRTNET_POSTGRES_URL`, which
-/// `.ci/test` (README's test command) sets after starting the server. A
-/// test that needs it fails without it, saying so.
-pub fn postgres_url() -> String {
-    match std::env::var("VIRTNET_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => panic!(
-            "VIRTNET_POSTGRES_URL is not set: run the tests with .ci/test, which starts a PostgreSQL server for them"
-        ),
-    }
-}
+#[allow(unused_imports)] // not every test file needs the server
+pub use virtnet_testdata::programs::postgres_url;
 
 #[allow(unused_imports)] // not every test file names networks
 pub use virtnet_testdata::unique_name as unique_net;
