@@ -22,7 +22,7 @@ use rustix::process::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
-use virtnet_testdata::programs::{http_server, noise, postgres_server, program, Psql};
+use virtnet_testdata::programs::{echo_server, http_server, noise, postgres_server, program, Psql};
 
 /// How long a test watches to see that a held query gets no answer, once
 /// every process has taken the partition (an event it waits for first).
@@ -186,23 +186,6 @@ async fn curl_fetches_a_large_file_intact_through_several_exposes_and_forwards()
     let out = proc.finish().await;
     out.expect(0);
     assert!(out.stderr.contains("stopped: "), "{out:?}");
-}
-
-/// An OS echo server: every connection's bytes back, then its end.
-async fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                if tokio::io::copy(&mut r, &mut w).await.is_ok() {
-                    let _ = w.shutdown().await;
-                }
-            });
-        }
-    });
-    addr
 }
 
 async fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {

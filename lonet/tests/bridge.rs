@@ -24,7 +24,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use virtnet_testdata::programs::{http_server, noise, postgres_server, program, Psql};
+use virtnet_testdata::programs::{echo_server, http_server, noise, postgres_server, program, Psql};
 
 /// How long a test watches to see that something does not happen (see
 /// the file's docs).
@@ -102,24 +102,6 @@ impl Setup {
             .unwrap()
             .local_addr()
     }
-}
-
-/// An OS echo server: every connection's bytes back to it, then a
-/// half-close when it half-closes.
-async fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                if tokio::io::copy(&mut r, &mut w).await.is_ok() {
-                    let _ = w.shutdown().await;
-                }
-            });
-        }
-    });
-    addr
 }
 
 /// An OS listener whose connections the test takes one by one.

@@ -1,6 +1,6 @@
 //! Real programs the tests drive: where they are, the tests' PostgreSQL
 //! server (started by `.ci/test`), `psql` as a scripted client, `python3
-//! -m http.server`, and noise to serve.
+//! -m http.server`, an OS echo server, and noise to serve.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -144,6 +144,27 @@ pub async fn http_server(dir: &Path) -> (Child, SocketAddr) {
         .unwrap_or_else(|| panic!("no port in {line:?}"));
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// An OS echo server on a free port of 127.0.0.1 (a task of the current
+/// runtime): every connection's bytes back to it, then a half-close when it
+/// half-closes. Its address.
+pub async fn echo_server() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the echo server");
+    let addr = l.local_addr().expect("its address");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                if tokio::io::copy(&mut r, &mut w).await.is_ok() {
+                    let _ = w.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
 }
 
 /// `n` bytes of xorshift noise from `seed`.
