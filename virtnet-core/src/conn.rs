@@ -246,28 +246,11 @@ impl Conn {
         }
     }
 
-    /// Runs a write-side poll of the transport, through the fault checks
-    /// if a fault was ever set.
-    fn write_side<T>(
-        &mut self,
-        op: &'static str,
-        cx: &mut Context<'_>,
-        poll: impl FnOnce(Pin<&mut dyn Transport>, &mut Context<'_>) -> Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
-        if self.faulted() {
-            self.guarded_faulted(op, cx, poll)
-        } else {
-            self.guarded(op, |io| poll(io, cx))
-        }
-    }
-
     /// Whether this end sends through an [`Outbox`] (its peer does not
     /// shape, and a fault applies to the link to it), finding out first if
-    /// need be: the first write on such a link waits for the answer.
+    /// need be: the first write on such a link waits for the answer. (Asked
+    /// only once a fault was ever set.)
     fn poll_sends_itself(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        if !self.faulted() {
-            return Poll::Ready(false);
-        }
         let Some(port) = self.port.as_ref() else {
             return Poll::Ready(false);
         };
@@ -356,7 +339,8 @@ impl Conn {
     }
 
     /// A write-side operation: through the outbox if this end sends
-    /// itself, else through the transport by `poll`.
+    /// itself, else through the transport by `poll` (after the fault checks
+    /// if a fault was ever set).
     fn send<T>(
         &mut self,
         op: &'static str,
@@ -371,7 +355,7 @@ impl Conn {
         match self.poll_sends_itself(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(true) => self.outbox_write(op, cx, data).map_ok(done),
-            Poll::Ready(false) => self.write_side(op, cx, poll),
+            Poll::Ready(false) => self.guarded_faulted(op, cx, poll),
         }
     }
 

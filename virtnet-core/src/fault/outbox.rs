@@ -97,11 +97,12 @@ impl Outbox {
         if let Some(kind) = shared.failed {
             return Poll::Ready(Err(kind.into()));
         }
+        if data.is_empty() {
+            // A flush (or an empty write): nothing to wait for.
+            return Poll::Ready(Ok(0));
+        }
         if shared.shutdown {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        if data.is_empty() {
-            return Poll::Ready(Ok(0));
         }
         let room = WINDOW.saturating_sub(shared.queued);
         if room == 0 {
