@@ -6,8 +6,11 @@
 //!   from β to α:1 (loopback TCP, with its handshake) → the bridge's expose
 //!   of α:1 → server: three TCP connections, two copies in the bridge;
 //! - **two plain OS proxies in a row**: the same three TCP connections
-//!   through tokio's `copy_bidirectional` (64 KiB buffers), no lonet: the
-//!   floor of any bridge built this way.
+//!   through tokio's `copy_bidirectional` with buffers of the bridge's
+//!   largest size ([`lonet::bridge::BUFFER`]), no lonet: the floor of any
+//!   bridge built this way;
+//! - **one plain OS proxy**: two TCP connections, the least any relay
+//!   between an OS client and an OS server can be.
 //!
 //! The client, each bridge and the servers run on runtimes of their own,
 //! in threads of their own, as separate processes would: the client and
@@ -27,7 +30,9 @@
 //!
 //! `cargo run -p benches --release --bin bridge [-- --quick]`: 1 GiB × 5
 //! rounds and 5 rounds of 5,000 round trips; `--quick`: 16 MiB × 1 round
-//! and 200 round trips (smoke only).
+//! and 200 round trips (smoke only). Round trips on a VM are dominated by
+//! waking idle vCPUs; `taskset -c 0 target/release/bridge` runs every
+//! thread on one CPU, which leaves the path's own cost.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -87,16 +92,21 @@ fn main() {
         start_bridge(tmp.path(), BridgeRuntime::Multi, sink, echo),
     ];
     // The floor of any such chain: the same three TCP connections through
-    // two plain OS proxies (tokio's copy_bidirectional), no lonet.
-    let (proxy_sink, proxy_echo) = start_proxies(sink, echo);
+    // two plain OS proxies (tokio's copy_bidirectional), no lonet; and the
+    // least any relay can be, one proxy.
+    let two = start_proxies(sink, echo, 2);
+    let one = start_proxies(sink, echo, 1);
     let paths: Vec<(&str, SocketAddr, SocketAddr)> = [("direct loopback TCP", sink, echo)]
         .into_iter()
         .chain(bridges.iter().map(|b| (b.name, b.sink, b.echo)))
-        .chain([(
-            "two plain OS proxies in a row (3 TCP connections, no lonet)",
-            proxy_sink,
-            proxy_echo,
-        )])
+        .chain([
+            (
+                "two plain OS proxies in a row (3 TCP connections, no lonet)",
+                two.0,
+                two.1,
+            ),
+            ("one plain OS proxy (2 TCP connections)", one.0, one.1),
+        ])
         .collect();
 
     let client = current_thread();
@@ -107,6 +117,11 @@ fn main() {
         } else {
             ""
         }
+    );
+    println!();
+    println!(
+        "CPUs this process may run on: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();
 
@@ -261,17 +276,20 @@ fn start_bridge(
     }
 }
 
-/// Two plain OS proxies in a row in front of each server, on a
+/// `hops` plain OS proxies in a row in front of each server, on a
 /// current-thread runtime in a thread of their own; the first proxies'
 /// addresses.
-fn start_proxies(sink: SocketAddr, echo: SocketAddr) -> (SocketAddr, SocketAddr) {
+fn start_proxies(sink: SocketAddr, echo: SocketAddr, hops: usize) -> (SocketAddr, SocketAddr) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         current_thread().block_on(async move {
             let mut firsts = Vec::new();
             for server in [sink, echo] {
-                let second = proxy(server).await;
-                firsts.push(proxy(second).await);
+                let mut first = server;
+                for _ in 0..hops {
+                    first = proxy(first).await;
+                }
+                firsts.push(first);
             }
             tx.send((firsts[0], firsts[1])).unwrap();
             std::future::pending::<()>().await
@@ -295,8 +313,8 @@ async fn proxy(to: SocketAddr) -> SocketAddr {
                 let _ = tokio::io::copy_bidirectional_with_sizes(
                     &mut inbound,
                     &mut outbound,
-                    64 * 1024,
-                    64 * 1024,
+                    lonet::bridge::BUFFER,
+                    lonet::bridge::BUFFER,
                 )
                 .await;
             });

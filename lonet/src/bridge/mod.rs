@@ -16,9 +16,12 @@
 //! traffic as to any other.
 //!
 //! Each bridged connection is one task copying both ways, each direction
-//! through one buffer of 64 KiB ([`BUFFER`]) and nothing else: a reader that
-//! stops reading stops the writer on the far side once the sockets' buffers
-//! are full. End of stream one way is passed on as a half-close (the other
+//! through one buffer and nothing else: a reader that stops reading stops
+//! the writer on the far side once the sockets' buffers and that one are
+//! full. The buffer starts small (16 KiB) and grows while a direction
+//! carries a bulk transfer, up to [`BUFFER`] (1 MiB): fewer, larger reads
+//! and writes keep a bridged connection's throughput close to a direct
+//! one's, while an idle or chatty connection holds little memory. End of stream one way is passed on as a half-close (the other
 //! way stays open); a reset, or any other failure, on one side resets the
 //! other; the connection closes when both directions have ended.
 //!
@@ -86,9 +89,9 @@ use virtnet_core::{Addr, Conn, Host, Listener, ListenerCloser, SubNetwork};
 
 pub use event::{End, Event, Route, Side};
 
-/// The buffer of each direction of a bridged connection: the most a
-/// bridge holds of one direction's bytes, besides the sockets' buffers.
-pub const BUFFER: usize = 64 * 1024;
+/// The largest buffer of each direction of a bridged connection: the most
+/// a bridge holds of one direction's bytes, besides the sockets' buffers.
+pub const BUFFER: usize = 1 << 20;
 
 /// How long [`Bridge::shutdown`] waits for cut connections to end (they
 /// end at their next poll; this only bounds the wait).

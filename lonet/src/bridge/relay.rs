@@ -35,11 +35,11 @@ pub(crate) struct Carried {
 pub(crate) async fn relay(
     mut conn: Conn,
     mut os: TcpStream,
-    buffer: usize,
+    limit: usize,
     cut: impl Future<Output = ()>,
 ) -> (End, Carried) {
-    let mut inward = Pump::new(buffer);
-    let mut outward = Pump::new(buffer);
+    let mut inward = Pump::new(limit);
+    let mut outward = Pump::new(limit);
     let copied = {
         let copy = std::future::poll_fn(|cx| {
             if !inward.done {
@@ -115,10 +115,15 @@ enum Fail {
     Write(io::Error),
 }
 
-/// One direction of a copy: read into the buffer when it is empty, write
-/// it all out, and on end of stream shut the writer's write half.
+/// One direction of a copy: reads into the free end of the buffer and
+/// writes from its start, both as far as each side lets it, and on end of
+/// stream shuts the writer's write half. The buffer starts at
+/// [`START`] bytes and doubles, up to its limit, each time a read fills
+/// all the room there is (a bulk transfer: fewer, larger reads and writes
+/// are what keeps a bridged connection close to a direct one).
 struct Pump {
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
+    limit: usize,
     pos: usize,
     end: usize,
     eof: bool,
@@ -127,16 +132,30 @@ struct Pump {
     bytes: u64,
 }
 
+/// The buffer a direction starts with.
+pub(crate) const START: usize = 16 * 1024;
+
 impl Pump {
-    fn new(size: usize) -> Pump {
+    fn new(limit: usize) -> Pump {
+        let limit = limit.max(1);
         Pump {
-            buf: vec![0; size.max(1)].into_boxed_slice(),
+            buf: vec![0; START.min(limit)],
+            limit,
             pos: 0,
             end: 0,
             eof: false,
             done: false,
             unflushed: false,
             bytes: 0,
+        }
+    }
+
+    /// After a read that filled the buffer to its end: more room, if the
+    /// limit allows.
+    fn grow(&mut self) {
+        if self.buf.len() < self.limit {
+            let size = (self.buf.len() * 2).min(self.limit);
+            self.buf.resize(size, 0);
         }
     }
 
@@ -148,44 +167,145 @@ impl Pump {
         W: AsyncWrite + Unpin,
     {
         loop {
-            if self.pos == self.end && !self.eof {
-                let mut read = ReadBuf::new(&mut self.buf);
+            let mut moved = false;
+            if !self.eof && self.end < self.buf.len() {
+                let mut read = ReadBuf::new(&mut self.buf[self.end..]);
                 match Pin::new(&mut *r).poll_read(cx, &mut read) {
-                    Poll::Pending => {
-                        // Nothing more to send for now: push out what was
-                        // written (a no-op on sockets, kept for any writer).
-                        if self.unflushed {
-                            ready!(Pin::new(&mut *w).poll_flush(cx)).map_err(Fail::Write)?;
-                            self.unflushed = false;
-                        }
-                        return Poll::Pending;
-                    }
+                    Poll::Pending => {}
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Fail::Read(e))),
                     Poll::Ready(Ok(())) => {
                         let n = read.filled().len();
                         if n == 0 {
                             self.eof = true;
                         } else {
-                            (self.pos, self.end) = (0, n);
+                            self.end += n;
+                            if self.pos == 0 && self.end == self.buf.len() {
+                                self.grow();
+                            }
                         }
+                        moved = true;
                     }
                 }
             }
-            while self.pos < self.end {
-                let n = ready!(Pin::new(&mut *w).poll_write(cx, &self.buf[self.pos..self.end]))
-                    .map_err(Fail::Write)?;
-                if n == 0 {
-                    return Poll::Ready(Err(Fail::Write(io::ErrorKind::WriteZero.into())));
+            if self.pos < self.end {
+                match Pin::new(&mut *w).poll_write(cx, &self.buf[self.pos..self.end]) {
+                    Poll::Pending => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Fail::Write(e))),
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(Fail::Write(io::ErrorKind::WriteZero.into())))
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.pos += n;
+                        self.bytes += n as u64;
+                        self.unflushed = true;
+                        if self.pos == self.end {
+                            (self.pos, self.end) = (0, 0);
+                        }
+                        moved = true;
+                    }
                 }
-                self.pos += n;
-                self.bytes += n as u64;
-                self.unflushed = true;
             }
-            if self.eof {
+            if self.eof && self.pos == self.end {
                 ready!(Pin::new(&mut *w).poll_shutdown(cx)).map_err(Fail::Write)?;
                 self.done = true;
                 return Poll::Ready(Ok(()));
             }
+            if !moved {
+                if self.unflushed && self.pos == self.end {
+                    ready!(Pin::new(&mut *w).poll_flush(cx)).map_err(Fail::Write)?;
+                    self.unflushed = false;
+                }
+                return Poll::Pending;
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    /// Runs `pump` from `r` to `w` until it ends or fails.
+    async fn run(pump: &mut Pump, r: &mut DuplexStream, w: &mut DuplexStream) -> io::Result<()> {
+        std::future::poll_fn(|cx| pump.poll(cx, r, w))
+            .await
+            .map_err(|fail| match fail {
+                Fail::Read(e) | Fail::Write(e) => e,
+            })
+    }
+
+    #[tokio::test]
+    async fn a_bulk_transfer_grows_the_buffer_to_its_limit_and_arrives_intact() {
+        // All 4 MiB are waiting before the pump starts, and the writer side
+        // takes them all: every read fills the room there is.
+        let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+        let (mut source, mut r) = duplex(data.len());
+        let (mut w, mut sink) = duplex(data.len());
+        source.write_all(&data).await.unwrap();
+        source.shutdown().await.unwrap();
+        let mut pump = Pump::new(1 << 20);
+        run(&mut pump, &mut r, &mut w).await.expect("copied");
+        drop(w);
+        let mut got = Vec::new();
+        sink.read_to_end(&mut got).await.unwrap();
+        assert!(got == data, "the bytes changed on the way");
+        assert!(pump.done);
+        assert_eq!(pump.bytes, data.len() as u64);
+        assert_eq!(
+            pump.buf.len(),
+            1 << 20,
+            "the buffer did not grow to its limit"
+        );
+    }
+
+    #[tokio::test]
+    async fn small_exchanges_keep_the_buffer_small() {
+        let (mut client, mut r) = duplex(1024);
+        let (mut w, mut server) = duplex(1024);
+        let mut pump = Pump::new(1 << 20);
+        let copy = async {
+            run(&mut pump, &mut r, &mut w).await.expect("copied");
+            drop(w);
+        };
+        let talk = async {
+            let mut buf = [0; 100];
+            for _ in 0..1000 {
+                client.write_all(&[7; 100]).await.unwrap();
+                server.read_exact(&mut buf).await.unwrap();
+            }
+            client.shutdown().await.unwrap();
+            assert_eq!(server.read(&mut buf).await.unwrap(), 0, "end of stream");
+        };
+        tokio::join!(copy, talk);
+        assert_eq!(pump.bytes, 100_000);
+        assert_eq!(pump.buf.len(), START, "the buffer grew for small messages");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_writer_stops_the_pump_with_at_most_its_limit_held() {
+        let limit = 64 * 1024;
+        let (mut source, mut r) = duplex(1 << 20);
+        // The writer side takes 1 KiB and is never read.
+        let (mut w, _sink) = duplex(1024);
+        source.write_all(&vec![1; 1 << 20]).await.unwrap();
+        let mut pump = Pump::new(limit);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(
+            pump.poll(&mut cx, &mut r, &mut w).is_pending(),
+            "the pump went on with nobody reading"
+        );
+        assert_eq!(pump.bytes, 1024, "only what the writer took left the pump");
+        let held = (pump.end - pump.pos) as u64;
+        assert!(
+            held > 0 && pump.buf.len() <= limit,
+            "holds {held} in {}",
+            pump.buf.len()
+        );
+        // The rest stayed with the source: backpressure.
+        drop(source);
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest.len() as u64 + held + 1024, 1 << 20);
     }
 }
