@@ -29,7 +29,9 @@ Examples:
       each connection becomes a dial from host β to α:5432 (β:1, β:2, …).
   lonet bridge NET --expose α:5432=127.0.0.1:5432 --forward 127.0.0.1:15432=β:α:5432
       Both in one process; repeat --expose and --forward for more, with or
-      without one of the forms above.
+      without one of the forms above. In one process the dial from β to α
+      is an in-memory pipe: client and server are two TCP connections apart
+      (three across bridge processes).
   lonet fault NET partition β α
       Faults apply to bridged traffic as to any other: psql's next query
       waits until `lonet fault NET heal`.
@@ -198,11 +200,15 @@ fn parse_forward(text: &str) -> Result<Forward, String> {
 
 /// Joins `network` (creating it if needed), bridges what `plan` says until
 /// SIGTERM or Ctrl-C, then shuts down gracefully and leaves the network.
+///
+/// The bridge's own hosts are connected by local pipes: a forward to a
+/// port this process also exposes is carried by two TCP connections (the
+/// client's, the server's), not three.
 pub async fn run(network: lonet::Builder, plan: Plan) -> io::Result<()> {
     // Signals are caught before anything is said, so that whoever waits
     // for `ready` can stop us cleanly at once.
     let mut interrupts = Interrupts::new()?;
-    let subnet = network.join().await?;
+    let subnet = network.local_pipes(true).join().await?;
     let result = serve(&subnet, plan, &mut interrupts).await;
     let closed = subnet.close().await;
     result.and(closed)

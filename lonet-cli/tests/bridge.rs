@@ -85,32 +85,15 @@ async fn psql_through_two_bridge_processes_stalls_across_a_partition_until_heale
     )
     .await;
     let port = forwards[0];
-
     let mut psql = Psql::start(&format!("postgresql://{user}@{port}/{db}"));
-    psql.send("SELECT 42;").await;
-    assert_eq!(psql.line().await, "42");
-    psql.send("SELECT g * 10 FROM generate_series(1, 3) g;")
-        .await;
-    for want in ["10", "20", "30"] {
-        assert_eq!(psql.line().await, want);
-    }
+    psql_queries(&mut psql).await;
     // Both processes said which connection is psql's: predictable
     // addresses for a program that knows nothing of lonet.
     let line = forwarder.wait_for("bridge: ").await;
     assert!(line.ends_with(" -> β:1 -> α:1"), "{line}");
     let line = exposer.wait_for("bridge: ").await;
     assert_eq!(line, format!("bridge: α:1 <- β:1 -> {server}"));
-
-    // A third process partitions β and α; both bridges take it.
-    let out = root.run(&["fault", &net, "partition", "β", "α"], b"").await;
-    out.expect(0);
-    exposer.wait_for_text("fault rules followed").await;
-    forwarder.wait_for_text("fault rules followed").await;
-    psql.send("SELECT 'after the heal';").await;
-    let held = tokio::time::timeout(HELD_FOR, psql.line()).await;
-    assert!(held.is_err(), "a query crossed a partition: {held:?}");
-    root.run(&["fault", &net, "heal"], b"").await.expect(0);
-    assert_eq!(psql.line().await, "after the heal");
+    partition_holds_psql(&root, &net, &mut psql, &mut [&mut exposer, &mut forwarder]).await;
     psql.finish().await;
     forwarder.wait_for_text(" -> β:1 -> α:1: closed").await;
 
@@ -121,6 +104,64 @@ async fn psql_through_two_bridge_processes_stalls_across_a_partition_until_heale
     forwarder.finish().await.expect(0);
     let hosts = root.hosts(&net).await;
     assert_eq!(hosts.stdout.lines().count(), 1, "{hosts:?}");
+}
+
+/// The same in one bridge process that exposes α:5432 and forwards to it:
+/// the dial from β to α is an in-memory pipe there (local pipes), and the
+/// partition, set by another process, holds it all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_through_one_bridge_process_stalls_across_a_partition_until_healed() {
+    let root = Root::new();
+    let net = unique_net("bpsql1");
+    let (user, server, db) = postgres_server();
+    let expose = format!("α:5432={server}");
+    let args = [
+        "-vv",
+        &net,
+        "--expose",
+        &expose,
+        "--forward",
+        "127.0.0.1:0=β:α:5432",
+    ];
+    let (mut bridge, forwards) = bridge(&root, &args).await;
+    let port = forwards[0];
+    let mut psql = Psql::start(&format!("postgresql://{user}@{port}/{db}"));
+    psql_queries(&mut psql).await;
+    let lines = wait_all(&mut bridge, &["-> β:1 -> α:1", "bridge: α:1 <- β:1 -> "]).await;
+    assert_eq!(lines[1], format!("bridge: α:1 <- β:1 -> {server}"));
+    partition_holds_psql(&root, &net, &mut psql, &mut [&mut bridge]).await;
+    psql.finish().await;
+    bridge.wait_for_text(" -> β:1 -> α:1: closed").await;
+    bridge.signal(Signal::TERM);
+    bridge.finish().await.expect(0);
+    let hosts = root.hosts(&net).await;
+    assert_eq!(hosts.stdout.lines().count(), 1, "{hosts:?}");
+}
+
+/// Queries through `psql` that must work.
+async fn psql_queries(psql: &mut Psql) {
+    psql.send("SELECT 42;").await;
+    assert_eq!(psql.line().await, "42");
+    psql.send("SELECT g * 10 FROM generate_series(1, 3) g;")
+        .await;
+    for want in ["10", "20", "30"] {
+        assert_eq!(psql.line().await, want);
+    }
+}
+
+/// Another process partitions β and α; once every bridge has taken it
+/// (`-vv` says so), a query gets no answer; after the heal it does.
+async fn partition_holds_psql(root: &Root, net: &str, psql: &mut Psql, bridges: &mut [&mut Proc]) {
+    let out = root.run(&["fault", net, "partition", "β", "α"], b"").await;
+    out.expect(0);
+    for bridge in bridges.iter_mut() {
+        bridge.wait_for_text("fault rules followed").await;
+    }
+    psql.send("SELECT 'after the heal';").await;
+    let held = tokio::time::timeout(HELD_FOR, psql.line()).await;
+    assert!(held.is_err(), "a query crossed a partition: {held:?}");
+    root.run(&["fault", net, "heal"], b"").await.expect(0);
+    assert_eq!(psql.line().await, "after the heal");
 }
 
 async fn curl(url: &str, out: &Path) {

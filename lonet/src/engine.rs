@@ -2,7 +2,9 @@
 //! dial is a loopback TCP connection that starts with the handshake.
 //!
 //! Dial side (here): [`LonetEngine::dial`] connects, sends the request and
-//! checks the reply. Accept side ([`crate::acceptor`]): the request line is
+//! checks the reply; or, with local pipes on and a host of this very
+//! subnetwork dialed, hands it an in-memory pipe instead
+//! ([`virtnet_core::pipe::dial`], no OS socket). Accept side ([`crate::acceptor`]): the request line is
 //! read, the connection goes to the core's [`Inbox`], and the listener's
 //! accept later writes the `connected` reply.
 
@@ -29,8 +31,6 @@ const MAX_REPLY: usize = 4096;
 pub(crate) struct LonetEngine {
     /// The full network name (`lonetmynet`).
     network: Arc<str>,
-    /// Where this subnetwork's OS listener accepts (`127.0.0.1:PORT`).
-    os_addr: SocketAddr,
     acceptor: Arc<Acceptor>,
     /// How long a dial waits for the acceptor's reply (connecting included).
     handshake_timeout: Duration,
@@ -39,27 +39,50 @@ pub(crate) struct LonetEngine {
     /// Whether the processes at these OS addresses shape what they
     /// receive, as far as asked.
     shapers: Mutex<HashMap<String, bool>>,
+    /// This subnetwork's hosts' registry data: the OS address peers dial
+    /// for them (`127.0.0.1:PORT`, or the announced address).
+    own_data: String,
+    /// With local pipes on: where dials to this subnetwork's own hosts are
+    /// delivered, and the pipes' capacity.
+    local: Option<(Inbox, usize)>,
 }
 
 impl LonetEngine {
     /// Starts serving `listener`. Must be called within a tokio runtime.
+    /// `local_pipes`: the capacity of the pipes that connect this
+    /// subnetwork's hosts to each other, or `None` for loopback TCP.
     pub(crate) fn start(
         listener: TcpListener,
         os_addr: SocketAddr,
         network: Arc<str>,
         inbox: Inbox,
         handshake_timeout: Duration,
+        local_pipes: Option<usize>,
     ) -> LonetEngine {
+        let local = local_pipes.map(|capacity| (inbox.clone(), capacity));
         let (acceptor, serve) =
             Acceptor::start(listener, inbox, network.clone(), handshake_timeout);
         LonetEngine {
             network,
-            os_addr,
+            own_data: os_addr.to_string(),
             acceptor,
             handshake_timeout,
             serve: Mutex::new(Some(tokio::spawn(serve))),
             shapers: Mutex::default(),
+            local,
         }
+    }
+
+    /// The error of a dial to `dst_data` that got no answer in time.
+    fn no_reply(&self, dst_data: &str) -> io::Error {
+        let e = io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no reply to the dial request within {:?} (the handshake deadline)",
+                self.handshake_timeout
+            ),
+        );
+        io::Error::new(e.kind(), LoconnectError::new(dst_data, e))
     }
 }
 
@@ -77,13 +100,16 @@ impl Engine for LonetEngine {
             )
             .into());
         }
-        Ok(self.os_addr.to_string())
+        Ok(self.own_data.clone())
     }
 
     /// Asks the process at `data` ([`peer_shapes`]), once per process:
     /// the answer is kept. When it cannot tell, `true` (and asks again
     /// next time).
     async fn peer_shapes(&self, data: &str) -> bool {
+        if data == self.own_data {
+            return true;
+        }
         if let Some(known) = lock(&self.shapers).get(data) {
             return *known;
         }
@@ -97,6 +123,17 @@ impl Engine for LonetEngine {
     }
 
     async fn dial(&self, src: &Addr, dst: &Addr, dst_data: &str) -> io::Result<Dialed> {
+        if let Some((inbox, capacity)) = &self.local {
+            if dst_data == self.own_data {
+                // What this subnetwork's acceptor would do with the request,
+                // without the OS: deliver, and wait (as long as a dialer
+                // waits for its reply) for the accept.
+                let dial = virtnet_core::pipe::dial(inbox, src, dst, *capacity);
+                return tokio::time::timeout(self.handshake_timeout, dial)
+                    .await
+                    .map_err(|_| self.no_reply(dst_data))?;
+            }
+        }
         let loconnect = |e: io::Error| io::Error::new(e.kind(), LoconnectError::new(dst_data, e));
         // The OS refused: no process serves that address any more. Typed as
         // a refusal, but not one the host's subnetwork answered (so the
@@ -119,15 +156,7 @@ impl Engine for LonetEngine {
         };
         let (stream, line) = tokio::time::timeout(self.handshake_timeout, exchange)
             .await
-            .map_err(|_| {
-                loconnect(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "no reply to the dial request within {:?} (the handshake deadline)",
-                        self.handshake_timeout
-                    ),
-                ))
-            })?
+            .map_err(|_| self.no_reply(dst_data))?
             .map_err(os_error)?;
         match handshake::parse_reply(&line, &self.network, dst) {
             Ok(peer) => Ok(Dialed {

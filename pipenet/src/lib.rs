@@ -47,7 +47,6 @@
 #![forbid(unsafe_code)]
 
 mod engine;
-mod pipe;
 mod registry;
 
 use std::io;
@@ -63,7 +62,7 @@ pub use virtnet_core::{
 /// The default buffer size of each direction of a connection: 256 KiB, big
 /// enough for a stream and small enough to stay in the CPU cache
 /// (measurements in BENCHMARKS.md).
-pub const DEFAULT_PIPE_CAPACITY: usize = 256 << 10;
+pub const DEFAULT_PIPE_CAPACITY: usize = virtnet_core::pipe::DEFAULT_CAPACITY;
 
 /// A pipenet network: named hosts in this process, connected by in-memory pipes.
 ///

@@ -35,6 +35,8 @@
 //! For implementers of a network:
 //! - [`engine`]: the [`Engine`](engine::Engine) a network supplies, and how
 //!   a dial flows through it.
+//! - [`pipe`]: connections within one process through in-memory pipes (a
+//!   whole engine's dial, for pipenet; lonet's between its own hosts).
 //! - [`networker::ListenSocket`], [`Conn::new`], [`Listener::new`]: for a
 //!   [`Networker`] of your own.
 //! - [`quote`]: Go's `%q` quoting, for texts that must match the reference
@@ -88,6 +90,7 @@ pub mod integrations;
 mod kernel;
 mod listener;
 pub mod networker;
+pub mod pipe;
 mod ports;
 mod queue;
 pub mod quote;

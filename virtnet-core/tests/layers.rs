@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("down", 4),
     ("engine", 4),
     ("queue", 5),
+    ("pipe", 5),
     ("ports", 6),
     ("kernel", 7),
     ("trace", 8),

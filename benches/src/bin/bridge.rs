@@ -2,9 +2,13 @@
 //! to the same OS servers:
 //!
 //! - **direct**: client → server, one loopback TCP connection;
-//! - **bridged**: client → the bridge's OS forward listener → a lonet dial
-//!   from β to α:1 (loopback TCP, with its handshake) → the bridge's expose
-//!   of α:1 → server: three TCP connections, two copies in the bridge;
+//! - **bridged, one bridge process**: client → the bridge's OS forward
+//!   listener → a lonet dial from β to α:1 → the same bridge's expose of
+//!   α:1 → server. With local pipes (as `lonet bridge` runs) the dial is an
+//!   in-memory pipe: two TCP connections;
+//! - **bridged, two bridge processes**: the forward in one bridge, the
+//!   expose in another (each on its own subnetwork): the dial is loopback
+//!   TCP with its handshake, three TCP connections;
 //! - **two plain OS proxies in a row**: the same three TCP connections
 //!   through tokio's `copy_bidirectional` with buffers of the bridge's
 //!   largest size ([`lonet::bridge::BUFFER`]), no lonet: the floor of any
@@ -14,9 +18,9 @@
 //!
 //! The client, each bridge and the servers run on runtimes of their own,
 //! in threads of their own, as separate processes would: the client and
-//! the servers on current-thread runtimes; one bridge on a current-thread
-//! runtime, another on a multi-thread runtime with 2 workers (as `lonet
-//! bridge` runs on a 2-vCPU machine), each on a fresh network.
+//! the servers on current-thread runtimes; the bridges on multi-thread
+//! runtimes with 2 workers (as `lonet bridge` runs on a 2-vCPU machine),
+//! and one on a current-thread runtime, each on a fresh network.
 //!
 //! Measures (contenders take turns in each round, so a change in the
 //! machine's load hits them all):
@@ -83,13 +87,18 @@ fn main() {
     });
     let (sink, echo) = servers_rx.recv().expect("servers");
 
-    // The bridges: one process's worth each, exposing both servers and
-    // forwarding a port to each; one on a current-thread runtime, one on a
-    // multi-thread runtime (as `lonet bridge` runs).
+    // The bridges, exposing both servers and forwarding a port to each:
+    // in one process (on either runtime), or across two.
     let tmp = tempfile::tempdir().expect("tempdir");
     let bridges = [
-        start_bridge(tmp.path(), BridgeRuntime::Current, sink, echo),
-        start_bridge(tmp.path(), BridgeRuntime::Multi, sink, echo),
+        start_bridges(tmp.path(), Topology::One(BridgeRuntime::Multi), sink, echo),
+        start_bridges(
+            tmp.path(),
+            Topology::One(BridgeRuntime::Current),
+            sink,
+            echo,
+        ),
+        start_bridges(tmp.path(), Topology::Two, sink, echo),
     ];
     // The floor of any such chain: the same three TCP connections through
     // two plain OS proxies (tokio's copy_bidirectional), no lonet; and the
@@ -183,7 +192,7 @@ fn main() {
         );
     }
 
-    for bridge in bridges {
+    for bridge in bridges.into_iter().flat_map(|b| b.threads) {
         bridge.stop();
     }
 }
@@ -195,33 +204,95 @@ enum BridgeRuntime {
     Multi,
 }
 
-/// A bridge running in a thread of its own.
-struct RunningBridge {
+/// Where a bridged path's expose and forward are.
+#[derive(Clone, Copy)]
+enum Topology {
+    /// Both in one bridge process, on this runtime.
+    One(BridgeRuntime),
+    /// The forward in one bridge process, the expose in another, each on a
+    /// multi-thread runtime.
+    Two,
+}
+
+/// A bridged path: its bridge threads, and the forwards to each server.
+struct Bridged {
     name: &'static str,
-    /// Its forward to the sink server.
+    /// The forward to the sink server.
     sink: SocketAddr,
-    /// Its forward to the echo server.
+    /// The forward to the echo server.
     echo: SocketAddr,
+    threads: Vec<BridgeThread>,
+}
+
+/// A bridge running in a thread of its own, as a process would.
+struct BridgeThread {
     stop: tokio::sync::oneshot::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
-impl RunningBridge {
+impl BridgeThread {
     fn stop(self) {
         let _ = self.stop.send(());
         self.thread.join().expect("bridge thread");
     }
 }
 
-/// Starts a bridge on a fresh network under `root`: α:1 is the sink, α:2
-/// the echo, and a forward from β to each.
-fn start_bridge(
+/// Starts the bridges of `topology` on a fresh network under `root`: α:1
+/// is the sink, α:2 the echo, and a forward from β to each.
+fn start_bridges(
     root: &std::path::Path,
-    runtime: BridgeRuntime,
+    topology: Topology,
     sink: SocketAddr,
     echo: SocketAddr,
-) -> RunningBridge {
-    let root = root.to_owned();
+) -> Bridged {
+    let net = format!("bench{}", std::process::id());
+    let (name, net) = match topology {
+        Topology::One(BridgeRuntime::Multi) => (
+            "bridged, one bridge process (2 TCP connections + a pipe)",
+            format!("{net}m"),
+        ),
+        Topology::One(BridgeRuntime::Current) => (
+            "bridged, one bridge process on a current-thread runtime",
+            format!("{net}c"),
+        ),
+        Topology::Two => (
+            "bridged, two bridge processes (3 TCP connections)",
+            format!("{net}t"),
+        ),
+    };
+    let exposes = vec![("α:1", sink), ("α:2", echo)];
+    let forwards = vec!["α:1", "α:2"];
+    let (threads, addrs) = match topology {
+        Topology::One(runtime) => {
+            let (thread, addrs) = start_bridge(root, &net, runtime, exposes, forwards);
+            (vec![thread], addrs)
+        }
+        Topology::Two => {
+            let (exposer, _) = start_bridge(root, &net, BridgeRuntime::Multi, exposes, vec![]);
+            let (forwarder, addrs) =
+                start_bridge(root, &net, BridgeRuntime::Multi, vec![], forwards);
+            (vec![exposer, forwarder], addrs)
+        }
+    };
+    Bridged {
+        name,
+        sink: addrs[0],
+        echo: addrs[1],
+        threads,
+    }
+}
+
+/// Starts one bridge on network `net` under `root` (joined as `lonet
+/// bridge` does, with local pipes) exposing `exposes` and forwarding to
+/// `forwards` from β; the forwards' OS addresses.
+fn start_bridge(
+    root: &std::path::Path,
+    net: &str,
+    runtime: BridgeRuntime,
+    exposes: Vec<(&'static str, SocketAddr)>,
+    forwards: Vec<&'static str>,
+) -> (BridgeThread, Vec<SocketAddr>) {
+    let (root, net) = (root.to_owned(), net.to_owned());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -234,26 +305,26 @@ fn start_bridge(
                 .expect("runtime"),
         };
         rt.block_on(async move {
-            let net = lonet::Builder::new("")
+            let net = lonet::Builder::new(&net)
                 .root(&root)
+                .local_pipes(true)
                 .join()
                 .await
                 .expect("join");
             let bridge = Bridge::new(&net);
-            bridge
-                .expose("α:1", &sink.to_string())
-                .await
-                .expect("expose");
-            bridge
-                .expose("α:2", &echo.to_string())
-                .await
-                .expect("expose");
-            let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-            let to_sink = bridge.forward(any, "β", "α:1").await.expect("forward");
-            let to_echo = bridge.forward(any, "β", "α:2").await.expect("forward");
-            ready_tx
-                .send((to_sink.local_addr(), to_echo.local_addr()))
-                .unwrap();
+            for (addr, server) in exposes {
+                bridge
+                    .expose(addr, &server.to_string())
+                    .await
+                    .expect("expose");
+            }
+            let mut addrs = Vec::new();
+            for to in forwards {
+                let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+                let forward = bridge.forward(any, "β", to).await.expect("forward");
+                addrs.push(forward.local_addr());
+            }
+            ready_tx.send(addrs).unwrap();
             let _ = stop_rx.await;
             bridge
                 .shutdown(Duration::from_secs(5))
@@ -262,18 +333,8 @@ fn start_bridge(
             net.close().await.expect("close");
         })
     });
-    let (sink, echo) = ready_rx.recv().expect("the bridge started");
-    let name = match runtime {
-        BridgeRuntime::Current => "bridged, bridge on a current-thread runtime",
-        BridgeRuntime::Multi => "bridged, bridge on a multi-thread runtime (2 workers)",
-    };
-    RunningBridge {
-        name,
-        sink,
-        echo,
-        stop,
-        thread,
-    }
+    let addrs = ready_rx.recv().expect("the bridge started");
+    (BridgeThread { stop, thread }, addrs)
 }
 
 /// `hops` plain OS proxies in a row in front of each server, on a

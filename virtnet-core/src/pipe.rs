@@ -1,4 +1,11 @@
-//! The in-memory byte pipe that carries a pipenet connection.
+//! For implementers of a network: connections within one process through
+//! in-memory pipes, as pipenet makes every connection and lonet makes those
+//! between hosts of one subnetwork when asked to.
+//!
+//! - [`dial`]: an [`Engine::dial`](crate::engine::Engine::dial) that hands
+//!   one end of a new pipe to the destination through the subnetwork's
+//!   [`Inbox`] and waits for the listener to accept it.
+//! - [`pipe`], [`PipeEnd`]: the pipe itself, a [`Transport`].
 //!
 //! Buffered, like TCP: a write copies into the direction's buffer and returns
 //! without waiting for the reader, until `capacity` bytes are waiting; then
@@ -14,8 +21,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::oneshot;
 use tokio::task::coop;
-use virtnet_core::engine::{ShutdownHandle, Transport};
+
+use crate::engine::{Dialed, Inbox, PendingConn, Queued, ShutdownHandle, Transport};
+use crate::{Addr, VirtError};
+
+/// How many bytes a pipe buffers in each direction by default: 256 KiB, big
+/// enough for a stream and small enough to stay in the CPU cache
+/// (measurements in BENCHMARKS.md).
+pub const DEFAULT_CAPACITY: usize = 256 << 10;
 
 /// A buffer drained to empty keeps its allocation if it is at most this big,
 /// so a steady trickle of small messages does not allocate every time.
@@ -70,15 +85,15 @@ impl Shared {
     }
 }
 
-/// One end of a pipe.
-pub(crate) struct PipeEnd {
+/// One end of a pipe: bytes written here are read at the other end.
+pub struct PipeEnd {
     shared: Arc<Shared>,
     side: usize,
 }
 
 /// A connected pair of pipe ends, each buffering up to `capacity` bytes
 /// towards the other.
-pub(crate) fn pipe(capacity: usize) -> (PipeEnd, PipeEnd) {
+pub fn pipe(capacity: usize) -> (PipeEnd, PipeEnd) {
     let shared = Arc::new(Shared {
         halves: Default::default(),
         capacity: capacity.max(1),
@@ -251,6 +266,75 @@ impl Drop for PipeEnd {
             inb.writer.take()
         };
         reader.into_iter().chain(writer).for_each(Waker::wake);
+    }
+}
+
+/// The dialer's answer: the accepted address, or why not.
+type Answer = Result<Addr, VirtError>;
+
+/// A pipe end waiting in a listener's queue, with the line back to its
+/// dialer.
+struct PendingPipe {
+    end: PipeEnd,
+    answer: oneshot::Sender<Answer>,
+}
+
+impl PendingConn for PendingPipe {
+    fn accept(self: Box<Self>, local: &Addr) -> io::Result<Box<dyn Transport>> {
+        match self.answer.send(Ok(local.clone())) {
+            Ok(()) => Ok(Box::new(self.end)),
+            Err(_) => Err(io::ErrorKind::ConnectionAborted.into()),
+        }
+    }
+
+    fn refuse(self: Box<Self>, reason: VirtError) {
+        let _ = self.answer.send(Err(reason));
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.answer.is_closed()
+    }
+}
+
+/// Takes a queued connection back when dropped, unless emptied first.
+struct WithdrawOnDrop(Option<Queued>);
+
+impl Drop for WithdrawOnDrop {
+    fn drop(&mut self) {
+        if let Some(queued) = self.0.take() {
+            queued.withdraw();
+        }
+    }
+}
+
+/// Connects `src` to `dst`, a host of the subnetwork `inbox` delivers to,
+/// through a new pipe of `capacity` bytes each way: delivers one end to
+/// `dst`'s listener and waits until it is accepted (the dialer's end and
+/// the accepted address) or refused (the reason, as an error).
+///
+/// Dropping the future takes the connection off the listener's queue, so
+/// an accept never yields a connection nobody dialed any more.
+pub async fn dial(inbox: &Inbox, src: &Addr, dst: &Addr, capacity: usize) -> io::Result<Dialed> {
+    let (mine, theirs) = pipe(capacity);
+    let (answer, accepted) = oneshot::channel();
+    let pending = Box::new(PendingPipe {
+        end: theirs,
+        answer,
+    });
+    let queued = inbox
+        .deliver(src.clone(), dst, pending)
+        .map_err(|undelivered| io::Error::from(undelivered.reason))?;
+    // Dropped while waiting, this dial takes its pipe off the queue.
+    let mut withdraw = WithdrawOnDrop(Some(queued));
+    let answer = accepted.await;
+    withdraw.0 = None;
+    match answer {
+        Ok(Ok(peer)) => Ok(Dialed {
+            transport: Box::new(mine),
+            peer,
+        }),
+        Ok(Err(reason)) => Err(reason.into()),
+        Err(_) => Err(VirtError::ConnRefused.into()),
     }
 }
 

@@ -1,0 +1,32 @@
+//! lonet with local pipes (`Builder::local_pipes(true)`): the conformance
+//! suites, unchanged, with every dial between the subnetwork's own hosts
+//! carried by an in-memory pipe. What the setting changes (OS sockets) is
+//! checked in `local_pipes_os.rs`, a test binary of its own so that no other
+//! test opens sockets meanwhile.
+
+use std::sync::Arc;
+
+use conformance_tests::{networker, Fixture};
+
+/// A fresh network with local pipes under a temporary root of its own.
+async fn fresh() -> Fixture {
+    let root = tempfile::tempdir().expect("temp dir");
+    let net = lonet::Builder::new("pipes")
+        .root(root.path())
+        .local_pipes(true)
+        .join()
+        .await
+        .expect("join");
+    Fixture::new(net).keep(root)
+}
+
+conformance_tests::network_suite!(fresh);
+
+conformance_tests::networker_suite!(|| async {
+    let fx = fresh().await;
+    let a = fx.net.new_host("α").await.expect("host α");
+    let b = fx.net.new_host("β").await.expect("host β");
+    networker::Fixture::new(Arc::new(a), Arc::new(b)).keep(fx)
+});
+
+conformance_tests::fault_suite!(fresh);
