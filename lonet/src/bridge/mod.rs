@@ -25,6 +25,13 @@
 //! way stays open); a reset, or any other failure, on one side resets the
 //! other; the connection closes when both directions have ended.
 //!
+//! A forward to a host port the same subnetwork exposes is a dial between
+//! two of its hosts: on a subnetwork joined with
+//! [`local_pipes`](crate::Builder::local_pipes) (as `lonet bridge` joins)
+//! that is an in-memory pipe, so client and server are two TCP connections
+//! apart, as through any single proxy; otherwise, and across processes,
+//! three.
+//!
 //! Every connection is logged with `tracing` at info level, and given to
 //! the observer of [`Bridge::with_observer`], as an [`Event`]
 //! (`bridge: α:1 <- β:1 -> 127.0.0.1:5432`).
@@ -50,7 +57,13 @@
 //!     }
 //! });
 //!
-//! let net = lonet::Builder::new("bridged").root(tmp.path()).join().await?;
+//! // Local pipes: β's dial to α, a host of this same process, is an
+//! // in-memory pipe rather than a third TCP connection.
+//! let net = lonet::Builder::new("bridged")
+//!     .root(tmp.path())
+//!     .local_pipes(true)
+//!     .join()
+//!     .await?;
 //! let bridge = Bridge::new(&net);
 //! // Host α's port 7 is the echo server...
 //! let exposed = bridge.expose("α:7", &server_addr).await?;
