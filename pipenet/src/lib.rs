@@ -8,7 +8,7 @@
 //!
 //! - [`Network`]: a pipenet network (`pipe<name>`) with its hosts. Start here.
 //! - [`RamRegistry`]: the in-memory host registry it uses.
-//! - `pipe.rs`: the connection pipe. It is *buffered*, like TCP: a write
+//! - [`virtnet_core::pipe`]: the connection pipe. It is *buffered*, like TCP: a write
 //!   returns once its bytes are in the pipe's buffer (up to
 //!   [`Builder::pipe_capacity`], default 256 KiB per direction), without waiting
 //!   for the reader. The buffer grows with traffic and is freed when drained.
