@@ -4,9 +4,10 @@
 //! Dial side (here): [`LonetEngine::dial`] connects, sends the request and
 //! checks the reply; or, with local pipes on and a host of this very
 //! subnetwork dialed, hands it an in-memory pipe instead
-//! ([`virtnet_core::pipe::dial`], no OS socket). Accept side ([`crate::acceptor`]): the request line is
-//! read, the connection goes to the core's [`Inbox`], and the listener's
-//! accept later writes the `connected` reply.
+//! ([`virtnet_core::pipe::dial`], no OS socket). Accept side
+//! ([`crate::acceptor`]): the request line is read, the connection goes to
+//! the core's [`Inbox`], and the listener's accept later writes the
+//! `connected` reply.
 
 use std::collections::HashMap;
 use std::io;
