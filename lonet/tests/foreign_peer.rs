@@ -392,3 +392,42 @@ async fn reset_reaches_the_peer() {
     );
     net.close().await.unwrap();
 }
+
+/// The same for a connection nobody uses: the reset shuts it (the peer
+/// sees end of stream), and when α's end is dropped without another
+/// operation the peer gets the RST, not just a close: its socket holds
+/// the error before it writes anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_of_an_idle_connection_reaches_the_peer_when_dropped() {
+    let (_root, net) = fresh().await;
+    let alpha = net.new_host("α").await.unwrap();
+    let mut raw = RawPeer::join(&net).await;
+    let (c, s) = tokio::join!(alpha.dial("ρ:1"), raw.accepted());
+    let (c, mut s) = (c.unwrap(), s);
+    net.faults().reset(Links::pair("α", "ρ")).await.unwrap();
+    let mut buf = [0; 8];
+    let end = guard("ρ sees the end", s.read(&mut buf)).await;
+    assert!(matches!(end, Ok(0)), "{end:?}");
+    assert!(
+        s.take_error().unwrap().is_none(),
+        "an error before the drop"
+    );
+    drop(c);
+    let error = guard("the RST reaches ρ", async {
+        loop {
+            if let Some(e) = s.take_error().unwrap() {
+                return e;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{error}"
+    );
+    net.close().await.unwrap();
+}

@@ -585,6 +585,16 @@ impl AsyncWrite for Conn {
 /// this), so the peer cannot record seeing it first.
 impl Drop for Conn {
     fn drop(&mut self) {
+        // A fault reset this connection while nobody used it: the
+        // transport was only shut (the peer saw end of stream). Reset it
+        // now, so that a peer that does not shape sees the reset as well.
+        if self.faulted() {
+            if let Some(f) = self.machinery().filter(|f| !f.reset_seen) {
+                if f.shaper.is_reset() {
+                    self.io.reset();
+                }
+            }
+        }
         if let Some(trace) = &self.observer {
             let (local, peer) = (self.local.clone(), self.peer.clone());
             trace.record(self.local.network(), Event::Close { local, peer });

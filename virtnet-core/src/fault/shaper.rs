@@ -153,6 +153,12 @@ impl Shaper {
         self.reset
     }
 
+    /// Whether a fault has reset this connection (or made its link
+    /// unreachable), as of the latest rules.
+    pub(crate) fn is_reset(&mut self) -> bool {
+        self.refresh()
+    }
+
     /// Counts `n` bytes written by this end: held, if its outgoing link is
     /// partitioned (nothing crosses it).
     pub(crate) fn wrote(&mut self, n: usize) {
