@@ -92,7 +92,8 @@ impl Flavor {
         }
     }
 
-    fn runtime(self) -> Runtime {
+    /// A fresh runtime of this flavor (multi-thread: 2 workers).
+    pub fn runtime(self) -> Runtime {
         match self {
             Flavor::Multi => tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

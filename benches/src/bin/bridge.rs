@@ -41,7 +41,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use benches::Samples;
+use benches::{Flavor, Samples};
 use lonet::bridge::Bridge;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -77,7 +77,7 @@ fn main() {
     // The servers: a sink and an echo, on their own runtime and thread.
     let (servers_tx, servers_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        current_thread().block_on(async move {
+        Flavor::Current.runtime().block_on(async move {
             let sink = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
             let echo = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
             let addrs = (sink.local_addr().unwrap(), echo.local_addr().unwrap());
@@ -91,13 +91,8 @@ fn main() {
     // in one process (on either runtime), or across two.
     let tmp = tempfile::tempdir().expect("tempdir");
     let bridges = [
-        start_bridges(tmp.path(), Topology::One(BridgeRuntime::Multi), sink, echo),
-        start_bridges(
-            tmp.path(),
-            Topology::One(BridgeRuntime::Current),
-            sink,
-            echo,
-        ),
+        start_bridges(tmp.path(), Topology::One(Flavor::Multi), sink, echo),
+        start_bridges(tmp.path(), Topology::One(Flavor::Current), sink, echo),
         start_bridges(tmp.path(), Topology::Two, sink, echo),
     ];
     // The floor of any such chain: the same three TCP connections through
@@ -118,7 +113,7 @@ fn main() {
         ])
         .collect();
 
-    let client = current_thread();
+    let client = Flavor::Current.runtime();
     println!(
         "## bridge: direct loopback TCP vs through a bridge (forward -> lonet -> expose){}",
         if quick {
@@ -197,18 +192,11 @@ fn main() {
     }
 }
 
-/// Which runtime a bridge runs on.
-#[derive(Clone, Copy)]
-enum BridgeRuntime {
-    Current,
-    Multi,
-}
-
 /// Where a bridged path's expose and forward are.
 #[derive(Clone, Copy)]
 enum Topology {
     /// Both in one bridge process, on this runtime.
-    One(BridgeRuntime),
+    One(Flavor),
     /// The forward in one bridge process, the expose in another, each on a
     /// multi-thread runtime.
     Two,
@@ -247,11 +235,11 @@ fn start_bridges(
 ) -> Bridged {
     let net = format!("bench{}", std::process::id());
     let (name, net) = match topology {
-        Topology::One(BridgeRuntime::Multi) => (
+        Topology::One(Flavor::Multi) => (
             "bridged, one bridge process (2 TCP connections + a pipe)",
             format!("{net}m"),
         ),
-        Topology::One(BridgeRuntime::Current) => (
+        Topology::One(Flavor::Current) => (
             "bridged, one bridge process on a current-thread runtime",
             format!("{net}c"),
         ),
@@ -268,9 +256,8 @@ fn start_bridges(
             (vec![thread], addrs)
         }
         Topology::Two => {
-            let (exposer, _) = start_bridge(root, &net, BridgeRuntime::Multi, exposes, vec![]);
-            let (forwarder, addrs) =
-                start_bridge(root, &net, BridgeRuntime::Multi, vec![], forwards);
+            let (exposer, _) = start_bridge(root, &net, Flavor::Multi, exposes, vec![]);
+            let (forwarder, addrs) = start_bridge(root, &net, Flavor::Multi, vec![], forwards);
             (vec![exposer, forwarder], addrs)
         }
     };
@@ -288,7 +275,7 @@ fn start_bridges(
 fn start_bridge(
     root: &std::path::Path,
     net: &str,
-    runtime: BridgeRuntime,
+    runtime: Flavor,
     exposes: Vec<(&'static str, SocketAddr)>,
     forwards: Vec<&'static str>,
 ) -> (BridgeThread, Vec<SocketAddr>) {
@@ -296,15 +283,7 @@ fn start_bridge(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let rt = match runtime {
-            BridgeRuntime::Current => current_thread(),
-            BridgeRuntime::Multi => tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime"),
-        };
-        rt.block_on(async move {
+        runtime.runtime().block_on(async move {
             let net = lonet::Builder::new(&net)
                 .root(&root)
                 .local_pipes(true)
@@ -343,7 +322,7 @@ fn start_bridge(
 fn start_proxies(sink: SocketAddr, echo: SocketAddr, hops: usize) -> (SocketAddr, SocketAddr) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        current_thread().block_on(async move {
+        Flavor::Current.runtime().block_on(async move {
             let mut firsts = Vec::new();
             for server in [sink, echo] {
                 let mut first = server;
@@ -382,13 +361,6 @@ async fn proxy(to: SocketAddr) -> SocketAddr {
         }
     });
     at
-}
-
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// Serves every connection of `listener` with `one`, each in a task.

@@ -19,6 +19,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use benches::Flavor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use virtnet_core::{Links, Registry};
 
@@ -43,14 +44,6 @@ fn main() {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -58,7 +51,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// The child: watches the registry's faults, prints each version it sees.
 fn watch(path: &str, net: &str) {
-    runtime().block_on(async {
+    Flavor::Multi.runtime().block_on(async {
         let registry = registry_sqlite::SqliteRegistry::open(path, net)
             .await
             .expect("open registry");
@@ -77,7 +70,7 @@ fn watch(path: &str, net: &str) {
 fn propagation() {
     const CHANGES: usize = 250;
     let root = tempfile::tempdir().expect("temp dir");
-    let rt = runtime();
+    let rt = Flavor::Multi.runtime();
     let net = rt.block_on(async {
         let net = lonet::Builder::new("fprop")
             .root(root.path())
@@ -177,7 +170,7 @@ async fn round_trips(c: &mut virtnet_core::Conn, n: usize) -> Vec<Duration> {
 
 fn latency() {
     let root = tempfile::tempdir().expect("temp dir");
-    runtime().block_on(async {
+    Flavor::Multi.runtime().block_on(async {
         let (net, mut c) = lonet_pair(root.path(), "flat").await;
         round_trips(&mut c, 200).await;
         let base = round_trips(&mut c, 2_000).await;
@@ -215,7 +208,7 @@ fn latency() {
 
 fn bandwidth() {
     let root = tempfile::tempdir().expect("temp dir");
-    runtime().block_on(async {
+    Flavor::Multi.runtime().block_on(async {
         let net = lonet::Builder::new("fbw")
             .root(root.path())
             .join()
@@ -271,7 +264,7 @@ fn cpu_time() -> Duration {
 
 fn idle() {
     let root = tempfile::tempdir().expect("temp dir");
-    let rt = runtime();
+    let rt = Flavor::Multi.runtime();
     println!("## an idle lonet network (two hosts, one connection), 5 s each");
     rt.block_on(async {
         let (net, c) = lonet_pair(root.path(), "fidle").await;

@@ -20,6 +20,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use benches::Flavor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn main() {
@@ -80,26 +81,18 @@ fn main() {
 
 /// Removes the bench's network from the database.
 fn remove_network(url: &str, net: &str) {
-    runtime().block_on(async {
+    Flavor::Multi.runtime().block_on(async {
         if let Ok(r) = registry_postgres::PostgresRegistry::connect(url, net).await {
             let _ = r.remove_network().await;
         }
     });
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 /// The server, in namespace `a`: α listens on `α:1` and accepts (and
 /// drops) connections; a raw listener beside it greets and drops. Says
 /// `ready RAW_ADDR`; ends when stdin closes.
 fn serve(net: &str) {
-    runtime().block_on(async {
+    Flavor::Multi.runtime().block_on(async {
         let subnet = lonet::Builder::new(net).join().await.expect("join");
         let alpha = subnet.new_host("α").await.expect("host α");
         let l = alpha.listen(":1").await.expect("listen");
@@ -135,7 +128,7 @@ fn client(net: &str, n: usize) {
     let mut raw = String::new();
     std::io::stdin().read_line(&mut raw).expect("raw address");
     let raw: std::net::SocketAddr = raw.trim().parse().expect("raw address");
-    let (lonet_t, raw_t) = runtime().block_on(async {
+    let (lonet_t, raw_t) = Flavor::Multi.runtime().block_on(async {
         let subnet = lonet::Builder::new(net).join().await.expect("join");
         let beta = subnet.new_host("β").await.expect("host β");
         let mut lonet_t = Vec::with_capacity(n);
