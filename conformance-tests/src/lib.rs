@@ -18,6 +18,8 @@
 //! - [`faults`]: the fault scenarios (partition, unreachable, latency,
 //!   bandwidth, reset, heal) and [`fault_suite!`], for networks whose
 //!   registry keeps faults.
+//! - [`subnetwork_suites!`]: the network, networker and fault suites at
+//!   once, for a factory of fresh subnetworks.
 //! - [`waiting`]: how a scenario says what it waits for
 //!   ([`WaitingFor::waiting_for`], [`step`]), and [`spawn`] /
 //!   [`spawn_blocked`] for tasks that keep those labels.
@@ -78,6 +80,7 @@ pub mod network;
 pub mod networker;
 pub mod registry;
 mod run;
+mod suites;
 pub mod waiting;
 
 pub use run::{

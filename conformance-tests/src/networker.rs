@@ -66,6 +66,15 @@ impl Fixture {
         }
     }
 
+    /// A fixture of hosts `α` (`a`) and `β` (`b`), made on the subnetwork
+    /// of `fixture`, which is kept as long as this one.
+    pub async fn hosts_of(fixture: impl Into<crate::Fixture>) -> Fixture {
+        let fixture = fixture.into();
+        let a = fixture.net.new_host("α").await.expect("host α");
+        let b = fixture.net.new_host("β").await.expect("host β");
+        Fixture::new(Arc::new(a), Arc::new(b)).keep(fixture)
+    }
+
     /// Keeps `value` alive until the scenario ends.
     pub fn keep(mut self, value: impl Any + Send + Sync) -> Fixture {
         self.keep.push(Box::new(value));

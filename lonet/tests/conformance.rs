@@ -3,9 +3,7 @@
 //! scenarios get the subnetwork, the networker scenarios its hosts α and β,
 //! the fault scenarios the subnetwork (faults kept in its SQLite registry).
 
-use std::sync::Arc;
-
-use conformance_tests::{networker, Fixture};
+use conformance_tests::Fixture;
 
 /// A fresh network under a temporary root of its own, kept as long as the
 /// fixture.
@@ -19,13 +17,4 @@ async fn fresh() -> Fixture {
     Fixture::new(net).keep(root)
 }
 
-conformance_tests::network_suite!(fresh);
-
-conformance_tests::networker_suite!(|| async {
-    let fx = fresh().await;
-    let a = fx.net.new_host("α").await.expect("host α");
-    let b = fx.net.new_host("β").await.expect("host β");
-    networker::Fixture::new(Arc::new(a), Arc::new(b)).keep(fx)
-});
-
-conformance_tests::fault_suite!(fresh);
+conformance_tests::subnetwork_suites!(fresh);

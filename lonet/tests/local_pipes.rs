@@ -4,9 +4,7 @@
 //! checked in `local_pipes_os.rs`, a test binary of its own so that no other
 //! test opens sockets meanwhile.
 
-use std::sync::Arc;
-
-use conformance_tests::{networker, Fixture};
+use conformance_tests::Fixture;
 
 /// A fresh network with local pipes under a temporary root of its own.
 async fn fresh() -> Fixture {
@@ -20,13 +18,4 @@ async fn fresh() -> Fixture {
     Fixture::new(net).keep(root)
 }
 
-conformance_tests::network_suite!(fresh);
-
-conformance_tests::networker_suite!(|| async {
-    let fx = fresh().await;
-    let a = fx.net.new_host("α").await.expect("host α");
-    let b = fx.net.new_host("β").await.expect("host β");
-    networker::Fixture::new(Arc::new(a), Arc::new(b)).keep(fx)
-});
-
-conformance_tests::fault_suite!(fresh);
+conformance_tests::subnetwork_suites!(fresh);

@@ -5,10 +5,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use common::{postgres_url, say, unique_net, Child, Commands};
-use conformance_tests::{networker, Fixture};
+use conformance_tests::Fixture;
 use lonet::RegistryUrl;
 use virtnet_core::Registry;
 
@@ -22,16 +21,7 @@ async fn fresh() -> Fixture {
     Fixture::new(net)
 }
 
-conformance_tests::network_suite!(fresh);
-
-conformance_tests::networker_suite!(|| async {
-    let fx = fresh().await;
-    let a = fx.net.new_host("α").await.expect("host α");
-    let b = fx.net.new_host("β").await.expect("host β");
-    networker::Fixture::new(Arc::new(a), Arc::new(b)).keep(fx)
-});
-
-conformance_tests::fault_suite!(fresh);
+conformance_tests::subnetwork_suites!(fresh);
 
 const PROCS: usize = 16;
 const HOSTS: usize = 50;
