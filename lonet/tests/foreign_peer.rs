@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use virtnet_core::{Addr, Links, SubNetwork, VirtError};
+use virtnet_core::{Addr, Conn, Host, Links, SubNetwork, VirtError};
 
 /// How long a test watches for bytes that must not arrive.
 const QUIET: Duration = Duration::from_millis(300);
@@ -115,6 +115,31 @@ async fn fresh() -> (tempfile::TempDir, SubNetwork) {
     (root, net)
 }
 
+/// Host α of a fresh network, connected to a raw peer's host ρ.
+struct Linked {
+    net: SubNetwork,
+    /// α's end (`α:1 -> ρ:1`).
+    c: Conn,
+    /// ρ's socket.
+    s: TcpStream,
+    /// What must live as long as the connection: the root, α, the peer.
+    _kept: (tempfile::TempDir, Host, RawPeer),
+}
+
+/// A fresh network where α has dialed `ρ:1` and the raw peer accepted.
+async fn alpha_dials_raw() -> Linked {
+    let (root, net) = fresh().await;
+    let alpha = net.new_host("α").await.unwrap();
+    let mut raw = RawPeer::join(&net).await;
+    let (c, s) = tokio::join!(alpha.dial("ρ:1"), raw.accepted());
+    Linked {
+        net,
+        c: c.unwrap(),
+        s,
+        _kept: (root, alpha, raw),
+    }
+}
+
 /// The question a Rust process asks another before it shapes for it:
 /// answered "yes" by a Rust process, "no" by a reference one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,11 +165,12 @@ async fn rust_and_reference_processes_are_told_apart() {
 /// the latency both ways, the ones α sends too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_applies_both_ways() {
-    let (_root, net) = fresh().await;
-    let alpha = net.new_host("α").await.unwrap();
-    let mut raw = RawPeer::join(&net).await;
-    let (c, s) = tokio::join!(alpha.dial("ρ:1"), raw.accepted());
-    let (mut c, mut s) = (c.unwrap(), s);
+    let Linked {
+        net,
+        mut c,
+        mut s,
+        _kept,
+    } = alpha_dials_raw().await;
     assert_eq!(c.peer_addr().to_string(), "ρ:1");
     let latency = Duration::from_millis(150);
     net.faults()
@@ -199,11 +225,12 @@ async fn latency_applies_both_ways() {
 /// then wait; after the heal everything arrives, in order, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_holds_what_alpha_sends() {
-    let (_root, net) = fresh().await;
-    let alpha = net.new_host("α").await.unwrap();
-    let mut raw = RawPeer::join(&net).await;
-    let (c, s) = tokio::join!(alpha.dial("ρ:1"), raw.accepted());
-    let (mut c, mut s) = (c.unwrap(), s);
+    let Linked {
+        net,
+        mut c,
+        mut s,
+        _kept,
+    } = alpha_dials_raw().await;
     net.faults().partition(Links::pair("α", "ρ")).await.unwrap();
 
     const LEN: usize = 1 << 20;
@@ -243,11 +270,12 @@ async fn partition_holds_what_alpha_sends() {
 /// Bandwidth on a link to a peer that does not shape paces what α sends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bandwidth_paces_what_alpha_sends() {
-    let (_root, net) = fresh().await;
-    let alpha = net.new_host("α").await.unwrap();
-    let mut raw = RawPeer::join(&net).await;
-    let (c, s) = tokio::join!(alpha.dial("ρ:1"), raw.accepted());
-    let (mut c, mut s) = (c.unwrap(), s);
+    let Linked {
+        net,
+        mut c,
+        mut s,
+        _kept,
+    } = alpha_dials_raw().await;
     let rate = 1 << 20; // 1 MiB/s: 256 KiB take at least 240 ms (10 KiB burst)
     net.faults()
         .bandwidth(Links::oneway("α", "ρ"), rate)
@@ -361,11 +389,12 @@ async fn unreachable_answer_is_typed_for_a_rust_dialer() {
 /// (a write of its fails) once α's end is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_reaches_the_peer() {
-    let (_root, net) = fresh().await;
-    let alpha = net.new_host("α").await.unwrap();
-    let mut raw = RawPeer::join(&net).await;
-    let (c, s) = tokio::join!(alpha.dial("ρ:1"), raw.accepted());
-    let (mut c, mut s) = (c.unwrap(), s);
+    let Linked {
+        net,
+        mut c,
+        mut s,
+        _kept,
+    } = alpha_dials_raw().await;
     net.faults().reset(Links::pair("α", "ρ")).await.unwrap();
     let err = c.write_all(b"x").await.unwrap_err();
     assert_eq!(VirtError::of(&err), Some(VirtError::ConnReset), "{err}");
@@ -399,11 +428,12 @@ async fn reset_reaches_the_peer() {
 /// the error before it writes anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_of_an_idle_connection_reaches_the_peer_when_dropped() {
-    let (_root, net) = fresh().await;
-    let alpha = net.new_host("α").await.unwrap();
-    let mut raw = RawPeer::join(&net).await;
-    let (c, s) = tokio::join!(alpha.dial("ρ:1"), raw.accepted());
-    let (c, mut s) = (c.unwrap(), s);
+    let Linked {
+        net,
+        c,
+        mut s,
+        _kept,
+    } = alpha_dials_raw().await;
     net.faults().reset(Links::pair("α", "ρ")).await.unwrap();
     let mut buf = [0; 8];
     let end = guard("ρ sees the end", s.read(&mut buf)).await;
