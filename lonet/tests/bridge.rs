@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::{unique_net, HANG_GUARD};
 use lonet::bridge::{Bridge, End, Event, Route, Side, BUFFER};
-use lonet::{Links, SubNetwork, VirtError};
+use lonet::{Conn, Links, Listener, SubNetwork, VirtError};
 use tempfile::TempDir;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -93,6 +93,14 @@ impl Setup {
         .await
     }
 
+    /// Host α listening on `α:10`, and a forward from β to it: α's
+    /// listener (which keeps α) and the forward's address.
+    async fn forward_to_alpha(&self) -> (Listener, SocketAddr) {
+        let alpha = self.net.new_host("α").await.unwrap();
+        let l = alpha.listen(":10").await.unwrap();
+        (l, self.forward("β", "α:10").await)
+    }
+
     /// Forwards a free local port from `from` to `to`; the port's address.
     async fn forward(&self, from: &str, to: &str) -> SocketAddr {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -102,6 +110,13 @@ impl Setup {
             .unwrap()
             .local_addr()
     }
+}
+
+/// An OS client of the forward at `port`, and its connection as `l`
+/// accepts it.
+async fn connect_through(port: SocketAddr, l: &Listener) -> (TcpStream, Conn) {
+    let os = TcpStream::connect(port).await.unwrap();
+    (os, guard("accept", l.accept()).await.unwrap())
 }
 
 /// An OS listener whose connections the test takes one by one.
@@ -216,14 +231,10 @@ async fn an_exposed_echo_server_answers_lonet_dials_with_predictable_addresses()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forward_makes_os_clients_dial_from_its_host() {
     let mut s = Setup::new("bforward").await;
-    let alpha = s.net.new_host("α").await.unwrap();
-    let l = alpha.listen(":10").await.unwrap();
-    let port = s.forward("β", "α:10").await;
+    let (l, port) = s.forward_to_alpha().await;
 
-    let mut os1 = TcpStream::connect(port).await.unwrap();
-    let mut a1 = guard("accept", l.accept()).await.unwrap();
-    let mut os2 = TcpStream::connect(port).await.unwrap();
-    let mut a2 = guard("accept", l.accept()).await.unwrap();
+    let (mut os1, mut a1) = connect_through(port, &l).await;
+    let (mut os2, mut a2) = connect_through(port, &l).await;
     assert_eq!(
         (a1.local_addr().to_string(), a1.peer_addr().to_string()),
         ("α:1".to_owned(), "β:1".to_owned())
@@ -262,11 +273,8 @@ async fn half_closes_are_carried_both_ways() {
 
     // Forward: the OS client half-closes; the lonet side reads its end and
     // still answers, then half-closes too.
-    let alpha = s.net.new_host("α").await.unwrap();
-    let l = alpha.listen(":10").await.unwrap();
-    let port = s.forward("β", "α:10").await;
-    let mut os = TcpStream::connect(port).await.unwrap();
-    let mut conn = guard("accept", l.accept()).await.unwrap();
+    let (l, port) = s.forward_to_alpha().await;
+    let (mut os, mut conn) = connect_through(port, &l).await;
     os.write_all(b"question").await.unwrap();
     os.shutdown().await.unwrap();
     assert_eq!(read_to_end(&mut conn).await, b"question");
@@ -301,13 +309,10 @@ async fn half_closes_are_carried_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resets_are_carried_both_ways() {
     let mut s = Setup::new("breset").await;
-    let alpha = s.net.new_host("α").await.unwrap();
-    let l = alpha.listen(":10").await.unwrap();
-    let port = s.forward("β", "α:10").await;
+    let (l, port) = s.forward_to_alpha().await;
 
     // An OS client's RST: the lonet side's read fails with a reset.
-    let os = TcpStream::connect(port).await.unwrap();
-    let mut conn = guard("accept", l.accept()).await.unwrap();
+    let (os, mut conn) = connect_through(port, &l).await;
     let client = os.local_addr().unwrap();
     rst(os);
     let err = guard("a read", conn.read(&mut [0; 16])).await.unwrap_err();
@@ -319,8 +324,7 @@ async fn resets_are_carried_both_ways() {
     drop(conn);
 
     // A lonet reset: the OS client's read fails with a reset.
-    let mut os = TcpStream::connect(port).await.unwrap();
-    let conn = guard("accept", l.accept()).await.unwrap();
+    let (mut os, conn) = connect_through(port, &l).await;
     os.write_all(b"x").await.unwrap();
     let client = os.local_addr().unwrap();
     conn.reset();

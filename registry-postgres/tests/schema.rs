@@ -48,6 +48,23 @@ fn other_error(e: &RegistryError) -> bool {
     matches!(e.cause(), RegistryCause::Other(_))
 }
 
+/// Runs `sql` on the schema, then connects: refused (cause `Other`), with
+/// the schema left exactly as it was. The error, and the schema as it is.
+async fn refused_after(schema: &Schema, sql: &str) -> (RegistryError, Vec<Vec<String>>) {
+    common::client(&schema.url)
+        .await
+        .batch_execute(sql)
+        .await
+        .unwrap();
+    let before = snapshot(schema).await;
+    let err = PostgresRegistry::connect(&schema.url, "net")
+        .await
+        .unwrap_err();
+    assert!(other_error(&err), "{err}");
+    assert_eq!(snapshot(schema).await, before, "the refused schema changed");
+    (err, before)
+}
+
 #[tokio::test]
 async fn first_connect_creates_the_tables_in_the_current_schema() {
     let server = common::server_url();
@@ -112,16 +129,11 @@ async fn another_schema_version_is_refused_and_left_alone() {
     reg.close().await.unwrap();
 
     // A later (or earlier) version of this crate's tables.
-    common::client(&schema.url)
-        .await
-        .batch_execute("UPDATE virtnet_meta SET value = 'virtnet-postgres.9'")
-        .await
-        .unwrap();
-    let before = snapshot(&schema).await;
-    let err = PostgresRegistry::connect(&schema.url, "net")
-        .await
-        .unwrap_err();
-    assert!(other_error(&err), "{err}");
+    let (err, before) = refused_after(
+        &schema,
+        "UPDATE virtnet_meta SET value = 'virtnet-postgres.9'",
+    )
+    .await;
     assert_eq!(err.op(), "connect");
     assert_eq!(
         err.to_string(),
@@ -139,42 +151,25 @@ async fn another_schema_version_is_refused_and_left_alone() {
     );
 
     // No version at all.
-    common::client(&schema.url)
-        .await
-        .batch_execute("DELETE FROM virtnet_meta")
-        .await
-        .unwrap();
-    let before = snapshot(&schema).await;
-    let err = PostgresRegistry::connect(&schema.url, "net")
-        .await
-        .unwrap_err();
-    assert!(other_error(&err), "{err}");
+    let (err, _) = refused_after(&schema, "DELETE FROM virtnet_meta").await;
     assert!(
         err.to_string().ends_with(
             "table virtnet_meta has no schema_version: not a virtnet registry (left as it is)"
         ),
         "{err}"
     );
-    assert_eq!(snapshot(&schema).await, before);
 }
 
 #[tokio::test]
 async fn tables_of_these_names_without_meta_are_refused_and_left_alone() {
     let server = common::server_url();
     let schema = Schema::new(&server).await;
-    common::client(&schema.url)
-        .await
-        .batch_execute(
-            "CREATE TABLE virtnet_hosts (id int PRIMARY KEY, note text); \
-             INSERT INTO virtnet_hosts VALUES (1, 'someone else''s')",
-        )
-        .await
-        .unwrap();
-    let before = snapshot(&schema).await;
-    let err = PostgresRegistry::connect(&schema.url, "net")
-        .await
-        .unwrap_err();
-    assert!(other_error(&err), "{err}");
+    let (err, _) = refused_after(
+        &schema,
+        "CREATE TABLE virtnet_hosts (id int PRIMARY KEY, note text); \
+         INSERT INTO virtnet_hosts VALUES (1, 'someone else''s')",
+    )
+    .await;
     assert!(
         err.to_string().ends_with(&format!(
             "schema {:?} has a table virtnet_hosts but no virtnet_meta: not a virtnet registry (left as it is)",
@@ -182,7 +177,6 @@ async fn tables_of_these_names_without_meta_are_refused_and_left_alone() {
         )),
         "{err}"
     );
-    assert_eq!(snapshot(&schema).await, before);
 }
 
 /// Twenty processes starting at once on a fresh schema: all connect, one

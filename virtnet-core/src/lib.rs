@@ -43,11 +43,11 @@
 //!   implementation byte for byte.
 //!
 //! Inside, the layers import only downwards: addresses, errors and the
-//! registry trait; the engine interface; a host's socket table (`ports.rs`)
-//! and a listener's accept queue (`queue.rs`); the kernel (`kernel.rs`:
-//! the state of a subnetwork and of its hosts, where dials are routed,
-//! connections delivered and shutdown done); connections and listeners;
-//! hosts; the subnetwork.
+//! registry trait; the engine interface; a host's socket table
+//! (`ports.rs`), a listener's accept queue (`queue.rs`) and in-memory pipes
+//! (`pipe.rs`); the kernel (`kernel.rs`: the state of a subnetwork and of
+//! its hosts, where dials are routed, connections delivered and shutdown
+//! done); connections and listeners; hosts; the subnetwork.
 //!
 //! # Example
 //! With pipenet, the in-process network:

@@ -667,7 +667,7 @@ async fn bridge(shared: &Shared, route: Route, conn: Conn, os: TcpStream) {
     shared.emit(Event::Opened {
         route: route.clone(),
     });
-    let (end, carried) = relay::relay(conn, os, BUFFER, shared.cut()).await;
+    let (end, carried) = relay::relay(conn, os, shared.cut()).await;
     shared.emit(Event::Closed {
         route,
         end,

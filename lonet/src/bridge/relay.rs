@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use virtnet_core::Conn;
 
-use super::{End, Side};
+use super::{End, Side, BUFFER};
 
 /// The bytes each direction carried: from the OS side into the network,
 /// and out of it to the OS side.
@@ -25,7 +25,8 @@ pub(crate) struct Carried {
     pub(crate) outward: u64,
 }
 
-/// Copies `conn` ↔ `os` until both directions end, one side fails, or
+/// Copies `conn` ↔ `os`, each direction through a buffer of at most
+/// [`BUFFER`] bytes, until both directions end, one side fails, or
 /// `cut` completes, and closes both:
 /// - end of stream on one side is passed on as a half-close
 ///   (`shutdown` of the other side's write half) and the other direction
@@ -35,11 +36,10 @@ pub(crate) struct Carried {
 pub(crate) async fn relay(
     mut conn: Conn,
     mut os: TcpStream,
-    limit: usize,
     cut: impl Future<Output = ()>,
 ) -> (End, Carried) {
-    let mut inward = Pump::new(limit);
-    let mut outward = Pump::new(limit);
+    let mut inward = Pump::new(BUFFER);
+    let mut outward = Pump::new(BUFFER);
     let copied = {
         let copy = std::future::poll_fn(|cx| {
             if !inward.done {

@@ -129,6 +129,17 @@ pub use virtnet_testdata::programs::postgres_url;
 #[allow(unused_imports)] // not every test file names networks
 pub use virtnet_testdata::unique_name as unique_net;
 
+/// Says `conn N LOCAL PEER` for `c`, which becomes connection N.
+fn keep_conn(conns: &mut Vec<virtnet_core::Conn>, c: virtnet_core::Conn) {
+    say(&format!(
+        "conn {} {} {}",
+        conns.len(),
+        c.local_addr(),
+        c.peer_addr()
+    ));
+    conns.push(c);
+}
+
 /// Runs commands from the parent, one per line, answering each that has an
 /// answer:
 /// - `host NAME` → `host NAME`; `close-host` → `closed`
@@ -167,25 +178,11 @@ pub async fn script(net: &virtnet_core::SubNetwork, commands: &mut Commands) {
             }
             (Some("accept"), Some(j), None) => {
                 let c = listeners[index(j)].accept().await.expect("accept");
-                say(&format!(
-                    "conn {} {} {}",
-                    conns.len(),
-                    c.local_addr(),
-                    c.peer_addr()
-                ));
-                conns.push(c);
+                keep_conn(&mut conns, c);
             }
             (Some("dial"), Some(addr), None) => {
                 match host.as_ref().expect("a host").dial(addr).await {
-                    Ok(c) => {
-                        say(&format!(
-                            "conn {} {} {}",
-                            conns.len(),
-                            c.local_addr(),
-                            c.peer_addr()
-                        ));
-                        conns.push(c);
-                    }
+                    Ok(c) => keep_conn(&mut conns, c),
                     Err(e) => say(&format!("error {e}")),
                 }
             }
