@@ -9,12 +9,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-/// A guard against hangs only: no assertion depends on it.
-const HANG_GUARD: Duration = Duration::from_secs(60);
+mod common;
 
-fn open_descriptors() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
-}
+use common::{descriptors, HANG_GUARD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_end_at_the_handshake_deadline() {
@@ -48,7 +45,7 @@ async fn waits_end_at_the_handshake_deadline() {
     // A client that sends garbage, gets its refusal and keeps the
     // connection open: the acceptor's socket closes at the deadline.
     let os_addr = net.registry().query("β").await.unwrap();
-    let before = open_descriptors();
+    let before = descriptors::count();
     let mut garbage = tokio::net::TcpStream::connect(&os_addr).await.unwrap();
     garbage.write_all(b"garbage\n").await.unwrap();
     let mut reply = String::new();
@@ -62,13 +59,11 @@ async fn waits_end_at_the_handshake_deadline() {
     reader.read_to_end(&mut rest).await.unwrap();
     assert!(rest.is_empty(), "{rest:?}");
     // Only the client's own socket is left once the acceptor gave up.
-    tokio::time::timeout(HANG_GUARD, async {
-        while open_descriptors() > before + 1 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the acceptor closes the refused connection at the deadline");
+    descriptors::settle_to(
+        before + 1,
+        "the acceptor to close the refused connection at the deadline",
+    )
+    .await;
     drop(garbage);
     net.close().await.unwrap();
 }

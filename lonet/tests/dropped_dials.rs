@@ -4,14 +4,9 @@
 //! One test in this file's process, so no other test's sockets disturb the
 //! count.
 
-use std::time::Duration;
+mod common;
 
-/// A guard against hangs only: no assertion depends on it.
-const HANG_GUARD: Duration = Duration::from_secs(60);
-
-fn open_descriptors() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
-}
+use common::{descriptors, HANG_GUARD};
 
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
     tokio::time::timeout(HANG_GUARD, async {
@@ -36,7 +31,7 @@ async fn dropped_dials_leave_nothing_queued() {
     let alpha = net.new_host("α").await.unwrap();
     let beta = net.new_host("β").await.unwrap();
     let l = alpha.listen(":1").await.unwrap();
-    let baseline = open_descriptors();
+    let baseline = descriptors::count();
     for batch in 0..BATCHES {
         let dials: Vec<_> = (0..BATCH)
             .map(|_| {
@@ -56,10 +51,7 @@ async fn dropped_dials_leave_nothing_queued() {
         })
         .await;
     }
-    until("the descriptors to return to their baseline", || {
-        open_descriptors() <= baseline
-    })
-    .await;
+    descriptors::settle_to(baseline, "the descriptors to return to their baseline").await;
     // The listener still works.
     let (c, s) = tokio::join!(beta.dial("α:1"), l.accept());
     assert_eq!(c.unwrap().peer_addr(), s.unwrap().local_addr());

@@ -6,15 +6,11 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{descriptors, HANG_GUARD};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A guard against hangs only: no assertion depends on it.
-const HANG_GUARD: Duration = Duration::from_secs(60);
-
-fn open_descriptors() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
-}
 
 /// 2,000 peers need 4,000 descriptors (both ends live in this process).
 fn allow_descriptors(n: u64) {
@@ -43,7 +39,7 @@ async fn garbage_and_silent_peers_lose_their_descriptors() {
     let beta = net.new_host("β").await.unwrap();
     let l = alpha.listen(":1").await.unwrap();
     let os_addr = net.registry().query("α").await.unwrap();
-    let baseline = open_descriptors();
+    let baseline = descriptors::count();
 
     let mut peers = Vec::with_capacity(2 * EACH);
     for i in 0..2 * EACH {
@@ -68,24 +64,9 @@ async fn garbage_and_silent_peers_lose_their_descriptors() {
 
     // Past the deadline the subnetwork holds none of their sockets: only
     // the peers' own ends are left.
-    tokio::time::timeout(HANG_GUARD, async {
-        while open_descriptors() > baseline + peers.len() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "{} descriptors open, {} expected",
-            open_descriptors(),
-            baseline + peers.len()
-        )
-    });
+    descriptors::settle_to(baseline + peers.len(), "the peers' sockets to close").await;
     drop(peers);
-    assert!(
-        open_descriptors() <= baseline,
-        "{} > {baseline}",
-        open_descriptors()
-    );
+    let open = descriptors::count();
+    assert!(open <= baseline, "{open} > {baseline}");
     net.close().await.unwrap();
 }

@@ -4,21 +4,15 @@
 //! TCP. The checks count this process's sockets, so they run one after the
 //! other in the only test of this binary.
 
+mod common;
+
+use common::descriptors;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn local_pipes_and_os_sockets() {
     local_pipes_open_no_os_sockets_and_give_the_same_addresses().await;
     hosts_of_other_subnetworks_are_dialed_over_tcp().await;
-}
-
-/// The sockets this process has open.
-fn open_sockets() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy().starts_with("socket:"))
-        .count()
 }
 
 /// 100 connections between two hosts of one subnetwork: with local pipes
@@ -38,7 +32,7 @@ async fn local_pipes_open_no_os_sockets_and_give_the_same_addresses() {
         let a = net.new_host("α").await.expect("α");
         let b = net.new_host("β").await.expect("β");
         let listener = a.listen("α:80").await.expect("listen");
-        let before = open_sockets();
+        let before = descriptors::sockets();
         let mut conns = Vec::new();
         for _ in 0..CONNS {
             let (dialed, accepted) = tokio::join!(b.dial("α:80"), listener.accept());
@@ -54,7 +48,7 @@ async fn local_pipes_open_no_os_sockets_and_give_the_same_addresses() {
             ));
             conns.push((dialed, accepted));
         }
-        let opened = open_sockets().saturating_sub(before);
+        let opened = descriptors::sockets().saturating_sub(before);
         if pipes {
             assert_eq!(opened, 0, "local pipes opened OS sockets");
         } else {
@@ -89,13 +83,13 @@ async fn hosts_of_other_subnetworks_are_dialed_over_tcp() {
     let b = two.new_host("β").await.expect("β");
     let la = a.listen("α:7").await.expect("listen");
     let lb = b.listen("β:7").await.expect("listen");
-    let before = open_sockets();
+    let before = descriptors::sockets();
     let (ab, ba) = tokio::join!(b.dial("α:7"), la.accept());
     let (mut ab, mut ba) = (ab.expect("β dials α"), ba.expect("α accepts"));
     let (a2, b2) = tokio::join!(a.dial("β:7"), lb.accept());
     let (a2, b2) = (a2.expect("α dials β"), b2.expect("β accepts"));
     assert_eq!(
-        open_sockets() - before,
+        descriptors::sockets() - before,
         4,
         "two TCP connections, two sockets each"
     );

@@ -23,6 +23,7 @@ use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Context;
 
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -124,9 +125,9 @@ impl NetCore {
     }
 
     /// Starts following the registry's fault rules, once per subnetwork:
-    /// loads them now, then takes every change the store reports, in a
-    /// task that ends with the subnetwork. Nothing if the registry keeps no
-    /// faults.
+    /// loads them now and starts the store's watch for changes before it
+    /// returns, then takes every change the store reports, in a task that
+    /// ends with the subnetwork. Nothing if the registry keeps no faults.
     pub(crate) async fn follow_faults(self: &Arc<Self>) {
         if lock(&self.fault_watch).is_some() {
             return;
@@ -137,13 +138,9 @@ impl NetCore {
         if let Ok(rules) = store.load().await {
             self.install_faults(rules);
         }
-        let mut watch = lock(&self.fault_watch);
-        if watch.is_some() || self.down.get().is_some() {
-            return;
-        }
         let net = Arc::downgrade(self);
         let mut seen = self.faults.version();
-        let task = tokio::spawn(async move {
+        let mut follow = Box::pin(async move {
             loop {
                 match store.changed(seen).await {
                     Ok(rules) => {
@@ -161,6 +158,21 @@ impl NetCore {
                 }
             }
         });
+        // Its first step runs here, so whatever the store sets up to watch
+        // for changes (for SQLite, the process's inotify descriptor) is in
+        // place when the caller goes on, not at some later moment: a
+        // process counting its descriptors sees them settled. The task
+        // polls it again at once, so a wake-up meanwhile is not lost.
+        let first = follow
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()));
+        let mut watch = lock(&self.fault_watch);
+        if first.is_ready() || watch.is_some() || self.down.get().is_some() {
+            // Another caller follows already, or nothing is to follow:
+            // dropping `follow` stops watching.
+            return;
+        }
+        let task = tokio::spawn(follow);
         *watch = Some(task.abort_handle());
     }
 

@@ -2,10 +2,12 @@
 //! errors, zero cost until a fault is set, traces of resets.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use virtnet_core::fault::{FaultRules, FaultStore, MemoryFaults};
 use virtnet_core::trace::Trace;
 use virtnet_core::{async_trait, Links, Networker, Registry, RegistryError, VirtError};
 
@@ -52,6 +54,80 @@ async fn a_registry_without_faults_says_so() {
     let l = alpha.listen(":1").await.unwrap();
     let (c, s) = tokio::try_join!(alpha.dial(":1"), l.accept()).unwrap();
     assert_eq!(c.peer_addr(), s.local_addr());
+    net.close().await.unwrap();
+}
+
+/// A registry (a `RamRegistry` and its faults) whose fault store counts
+/// the waits for a change that have started.
+struct CountedWatches {
+    hosts: pipenet::RamRegistry,
+    faults: Arc<Counted>,
+}
+
+struct Counted {
+    rules: MemoryFaults,
+    watches: AtomicUsize,
+}
+
+#[async_trait]
+impl FaultStore for Counted {
+    async fn load(&self) -> io::Result<FaultRules> {
+        self.rules.load().await
+    }
+    async fn store_if(&self, base: u64, rules: &FaultRules) -> io::Result<bool> {
+        self.rules.store_if(base, rules).await
+    }
+    async fn changed(&self, seen: u64) -> io::Result<FaultRules> {
+        self.watches.fetch_add(1, Ordering::SeqCst);
+        self.rules.changed(seen).await
+    }
+}
+
+#[async_trait]
+impl Registry for CountedWatches {
+    fn name(&self) -> &str {
+        self.hosts.name()
+    }
+    fn faults(&self) -> Option<Arc<dyn FaultStore>> {
+        Some(self.faults.clone())
+    }
+    async fn announce(&self, host: &str, data: &str) -> Result<(), RegistryError> {
+        self.hosts.announce(host, data).await
+    }
+    async fn query(&self, host: &str) -> Result<String, RegistryError> {
+        self.hosts.query(host).await
+    }
+    async fn unannounce(&self, host: &str, data: &str) -> Result<bool, RegistryError> {
+        self.hosts.unannounce(host, data).await
+    }
+    async fn close(&self) -> Result<(), RegistryError> {
+        self.hosts.close().await
+    }
+}
+
+/// The network watches its store for fault changes by the time its first
+/// host exists, not at some later moment when a task gets to run: what
+/// the store sets up to watch (SQLite's inotify descriptor) is there when
+/// the caller counts its resources. One thread, so nothing else runs the
+/// following task meanwhile.
+#[tokio::test(flavor = "current_thread")]
+async fn the_fault_watch_starts_with_the_first_host() {
+    let faults = Arc::new(Counted {
+        rules: MemoryFaults::new(),
+        watches: AtomicUsize::new(0),
+    });
+    let net = pipenet::Network::builder("watchstarts")
+        .registry(Arc::new(CountedWatches {
+            hosts: pipenet::RamRegistry::new("counted"),
+            faults: faults.clone(),
+        }))
+        .build();
+    assert_eq!(faults.watches.load(Ordering::SeqCst), 0);
+    let _alpha = net.new_host("α").await.unwrap();
+    assert_eq!(faults.watches.load(Ordering::SeqCst), 1);
+    // One watch for the network, not one per host.
+    let _beta = net.new_host("β").await.unwrap();
+    assert_eq!(faults.watches.load(Ordering::SeqCst), 1);
     net.close().await.unwrap();
 }
 

@@ -3,6 +3,8 @@
 //! PostgreSQL server of the tests.
 #![allow(dead_code)] // each test file uses its part
 
+pub mod descriptors;
+
 use std::process::Stdio;
 use std::time::Duration;
 
