@@ -164,83 +164,54 @@ pub(crate) async fn ensure(client: &mut Client, create: bool) -> Result<bool, Fa
     Ok(true)
 }
 
-/// The statements of one connection, prepared when it opens.
-pub(crate) struct Statements {
-    pub announce: Statement,
-    pub query: Statement,
-    pub unannounce: Statement,
-    pub replace: Statement,
-    pub list: Statement,
-    pub load_faults: Statement,
-    pub store_first: Statement,
-    pub store_next: Statement,
-    pub remove_network: Statement,
+/// Declares `Statements`, one field per statement, and its `prepare`:
+/// each statement is named once, beside its text.
+macro_rules! statements {
+    ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
+        /// The statements of one connection, prepared when it opens.
+        pub(crate) struct Statements {
+            $($(#[$doc])* pub $name: Statement,)*
+        }
+
+        impl Statements {
+            /// Prepares them all (sent together: one round trip).
+            pub(crate) async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
+                let ($($name,)*) = futures::try_join!($(client.prepare($sql)),*)?;
+                Ok(Statements { $($name),* })
+            }
+        }
+    };
 }
 
-impl Statements {
-    /// Prepares them all (sent together: one round trip).
-    pub(crate) async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
-        let (
-            announce,
-            query,
-            unannounce,
-            replace,
-            list,
-            load_faults,
-            store_first,
-            store_next,
-            remove_network,
-        ) = futures::try_join!(
-            client.prepare(
-                "INSERT INTO virtnet_hosts (network, host, data) VALUES ($1, $2, $3) \
-                 ON CONFLICT (network, host_key) DO NOTHING"
-            ),
-            client.prepare(
-                "SELECT data FROM virtnet_hosts \
-                 WHERE network = $1 AND host_key = sha256($2) AND host = $2"
-            ),
-            client.prepare(
-                "DELETE FROM virtnet_hosts \
-                 WHERE network = $1 AND host_key = sha256($2) AND host = $2 AND data = $3"
-            ),
-            client.prepare(
-                "UPDATE virtnet_hosts SET data = $4 \
-                 WHERE network = $1 AND host_key = sha256($2) AND host = $2 AND data = $3"
-            ),
-            client.prepare("SELECT host, data FROM virtnet_hosts WHERE network = $1"),
-            // The version, and the rules unless the version is $2.
-            client.prepare(
-                "SELECT version, CASE WHEN version = $2 THEN NULL ELSE rules END \
-                 FROM virtnet_faults WHERE network = $1"
-            ),
-            // The first rules of a network (stored version 0: no row).
-            client.prepare(
-                "INSERT INTO virtnet_faults AS f (network, version, rules) VALUES ($1, $2, $3) \
-                 ON CONFLICT (network) DO UPDATE SET version = excluded.version, rules = excluded.rules \
-                 WHERE f.version = 0"
-            ),
-            client.prepare(
-                "UPDATE virtnet_faults SET version = $2, rules = $3 \
-                 WHERE network = $1 AND version = $4"
-            ),
-            client.prepare(
-                "WITH h AS (DELETE FROM virtnet_hosts WHERE network = $1 RETURNING 1), \
-                      f AS (DELETE FROM virtnet_faults WHERE network = $1) \
-                 SELECT count(*) FROM h"
-            ),
-        )?;
-        Ok(Statements {
-            announce,
-            query,
-            unannounce,
-            replace,
-            list,
-            load_faults,
-            store_first,
-            store_next,
-            remove_network,
-        })
-    }
+statements! {
+    /// Adds a host unless its name is taken.
+    announce = "INSERT INTO virtnet_hosts (network, host, data) VALUES ($1, $2, $3) \
+                ON CONFLICT (network, host_key) DO NOTHING";
+    /// A host's data.
+    query = "SELECT data FROM virtnet_hosts \
+             WHERE network = $1 AND host_key = sha256($2) AND host = $2";
+    /// Removes a host if its data is still $3.
+    unannounce = "DELETE FROM virtnet_hosts \
+                  WHERE network = $1 AND host_key = sha256($2) AND host = $2 AND data = $3";
+    /// Replaces a host's data if it is still $3.
+    replace = "UPDATE virtnet_hosts SET data = $4 \
+               WHERE network = $1 AND host_key = sha256($2) AND host = $2 AND data = $3";
+    /// Every host of a network.
+    list = "SELECT host, data FROM virtnet_hosts WHERE network = $1";
+    /// The version, and the rules unless the version is $2.
+    load_faults = "SELECT version, CASE WHEN version = $2 THEN NULL ELSE rules END \
+                   FROM virtnet_faults WHERE network = $1";
+    /// The first rules of a network (stored version 0: no row).
+    store_first = "INSERT INTO virtnet_faults AS f (network, version, rules) VALUES ($1, $2, $3) \
+                   ON CONFLICT (network) DO UPDATE SET version = excluded.version, rules = excluded.rules \
+                   WHERE f.version = 0";
+    /// Later rules, if the stored version is still $4.
+    store_next = "UPDATE virtnet_faults SET version = $2, rules = $3 \
+                  WHERE network = $1 AND version = $4";
+    /// A network's hosts and rules; answers how many hosts it had.
+    remove_network = "WITH h AS (DELETE FROM virtnet_hosts WHERE network = $1 RETURNING 1), \
+                           f AS (DELETE FROM virtnet_faults WHERE network = $1) \
+                      SELECT count(*) FROM h";
 }
 
 /// Column `i` of `row` as text, or a failure naming what it held.
