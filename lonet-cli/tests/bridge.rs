@@ -70,22 +70,7 @@ async fn psql_through_two_bridge_processes_stalls_across_a_partition_until_heale
     let net = unique_net("bpsql");
     let (user, server, db) = postgres_server();
     // -vv: each process logs when it takes a change of the fault rules.
-    let (mut exposer, _) = bridge(&root, &["-vv", &net, "expose", "α:5432", "--to", &server]).await;
-    let (mut forwarder, forwards) = bridge(
-        &root,
-        &[
-            "-vv",
-            &net,
-            "forward",
-            "127.0.0.1:0",
-            "--from",
-            "β",
-            "--to",
-            "α:5432",
-        ],
-    )
-    .await;
-    let port = forwards[0];
+    let (mut exposer, mut forwarder, port) = bridge_postgres(&root, &["-vv"], &net, &server).await;
     let mut psql = Psql::start(&format!("postgresql://{user}@{port}/{db}"));
     psql_queries(&mut psql).await;
     // Both processes said which connection is psql's: predictable
@@ -105,6 +90,34 @@ async fn psql_through_two_bridge_processes_stalls_across_a_partition_until_heale
     forwarder.finish().await.expect(0);
     let hosts = root.hosts(&net).await;
     assert_eq!(hosts.stdout.lines().count(), 1, "{hosts:?}");
+}
+
+/// The PostgreSQL server at `server` exposed as α:5432 of `net` by one
+/// bridge process and forwarded from β by another, both given `flags`
+/// first; returns them (exposer, forwarder) and the forward's OS address.
+async fn bridge_postgres(
+    root: &Root,
+    flags: &[&str],
+    net: &str,
+    server: &str,
+) -> (Proc, Proc, SocketAddr) {
+    let expose = [flags, &[net, "expose", "α:5432", "--to", server]].concat();
+    let (exposer, _) = bridge(root, &expose).await;
+    let forward = [
+        flags,
+        &[
+            net,
+            "forward",
+            "127.0.0.1:0",
+            "--from",
+            "β",
+            "--to",
+            "α:5432",
+        ],
+    ]
+    .concat();
+    let (forwarder, forwards) = bridge(root, &forward).await;
+    (exposer, forwarder, forwards[0])
 }
 
 /// The same in one bridge process that exposes α:5432 and forwards to it:
@@ -218,21 +231,8 @@ async fn pgbench_clients_at_once_through_two_bridge_processes_lose_and_duplicate
     sql(&direct, &format!("CREATE DATABASE {net}")).await;
     let mine = format!("postgresql://{user}@{server}/{net}");
 
-    let (exposer, _) = bridge(&root, &[&net, "expose", "α:5432", "--to", &server]).await;
-    let (forwarder, forwards) = bridge(
-        &root,
-        &[
-            &net,
-            "forward",
-            "127.0.0.1:0",
-            "--from",
-            "β",
-            "--to",
-            "α:5432",
-        ],
-    )
-    .await;
-    let through = format!("postgresql://{user}@{}/{net}", forwards[0]);
+    let (exposer, forwarder, port) = bridge_postgres(&root, &[], &net, &server).await;
+    let through = format!("postgresql://{user}@{port}/{net}");
 
     // Loading: 100,000 rows of COPY from the client, then an index build.
     pg_tool("pgbench", &["-i", "-s", "1", "-q", &through]).await;
