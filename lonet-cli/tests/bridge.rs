@@ -178,40 +178,25 @@ async fn partition_holds_psql(root: &Root, net: &str, psql: &mut Psql, bridges: 
     assert_eq!(psql.line().await, "after the heal");
 }
 
-/// Runs `program` (from postgresql-client) with `args`; returns its
-/// stdout, failing the test if it fails.
-async fn pg_tool(program_name: &str, args: &[&str]) -> String {
-    let run = Command::new(program(program_name, "postgresql-client"))
+/// Runs `pgbench args…`; returns its report (stdout), failing the test if
+/// it fails.
+async fn pgbench(args: &[&str]) -> String {
+    let run = Command::new(program("pgbench", "postgresql-client"))
         .args(args)
         .env("PGSSLMODE", "disable")
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let done = guard(program_name, run).await.unwrap();
-    let stdout = String::from_utf8_lossy(&done.stdout).into_owned();
-    assert!(done.status.success(), "{program_name} {args:?}: {done:?}");
-    stdout
+    let done = guard("pgbench", run).await.unwrap();
+    assert!(done.status.success(), "pgbench {args:?}: {done:?}");
+    String::from_utf8_lossy(&done.stdout).into_owned()
 }
 
-/// One SQL command on a direct connection (not through the bridge); its
-/// answer, one line per value.
-async fn sql(url: &str, command: &str) -> String {
-    let out = pg_tool(
-        "psql",
-        &[
-            "-X",
-            "-A",
-            "-t",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            command,
-            url,
-        ],
-    )
-    .await;
-    out.trim_end().to_owned()
+/// Runs `statement` with `psql` on `url`, which must succeed.
+async fn psql_run(url: &str, statement: &str) {
+    let mut psql = Psql::start(url);
+    psql.send(statement).await;
+    psql.finish().await;
 }
 
 /// `pgbench` loads its tables and then runs 8 clients at once, each
@@ -228,25 +213,20 @@ async fn pgbench_clients_at_once_through_two_bridge_processes_lose_and_duplicate
     let (user, server, db) = postgres_server();
     let direct = format!("postgresql://{user}@{server}/{db}");
     // A database of its own: tests run in parallel on one server.
-    sql(&direct, &format!("CREATE DATABASE {net}")).await;
-    let mine = format!("postgresql://{user}@{server}/{net}");
+    psql_run(&direct, &format!("CREATE DATABASE {net};")).await;
+    // Checks go over a direct connection, not through the bridge.
+    let mut check = Psql::start(&format!("postgresql://{user}@{server}/{net}"));
 
     let (exposer, forwarder, port) = bridge_postgres(&root, &[], &net, &server).await;
     let through = format!("postgresql://{user}@{port}/{net}");
 
     // Loading: 100,000 rows of COPY from the client, then an index build.
-    pg_tool("pgbench", &["-i", "-s", "1", "-q", &through]).await;
-    assert_eq!(
-        sql(&mine, "SELECT count(*) FROM pgbench_accounts").await,
-        "100000"
-    );
+    pgbench(&["-i", "-s", "1", "-q", &through]).await;
+    check.send("SELECT count(*) FROM pgbench_accounts;").await;
+    assert_eq!(check.line().await, "100000");
 
     let (clients, each) = (CLIENTS.to_string(), EACH.to_string());
-    let report = pg_tool(
-        "pgbench",
-        &["-n", "-c", &clients, "-j", "2", "-t", &each, &through],
-    )
-    .await;
+    let report = pgbench(&["-n", "-c", &clients, "-j", "2", "-t", &each, &through]).await;
     let total = CLIENTS * EACH;
     assert!(
         report.contains(&format!(
@@ -258,10 +238,8 @@ async fn pgbench_clients_at_once_through_two_bridge_processes_lose_and_duplicate
         report.contains("number of failed transactions: 0 "),
         "{report}"
     );
-    assert_eq!(
-        sql(&mine, "SELECT count(*) FROM pgbench_history").await,
-        total.to_string()
-    );
+    check.send("SELECT count(*) FROM pgbench_history;").await;
+    assert_eq!(check.line().await, total.to_string());
     // Each transaction adds its delta to one account, teller and branch
     // and records it once in the history.
     for (table, balance) in [
@@ -269,18 +247,21 @@ async fn pgbench_clients_at_once_through_two_bridge_processes_lose_and_duplicate
         ("pgbench_tellers", "tbalance"),
         ("pgbench_branches", "bbalance"),
     ] {
-        let agree = format!(
-            "SELECT (SELECT sum({balance}) FROM {table}) = (SELECT sum(delta) FROM pgbench_history)"
-        );
-        assert_eq!(sql(&mine, &agree).await, "t", "{table}");
+        check
+            .send(&format!(
+                "SELECT (SELECT sum({balance}) FROM {table}) = (SELECT sum(delta) FROM pgbench_history);"
+            ))
+            .await;
+        assert_eq!(check.line().await, "t", "{table}");
     }
+    check.finish().await;
 
     for proc in [&exposer, &forwarder] {
         proc.signal(Signal::TERM);
     }
     exposer.finish().await.expect(0);
     forwarder.finish().await.expect(0);
-    sql(&direct, &format!("DROP DATABASE {net} WITH (FORCE)")).await;
+    psql_run(&direct, &format!("DROP DATABASE {net} WITH (FORCE);")).await;
 }
 
 async fn curl(url: &str, out: &Path) {
